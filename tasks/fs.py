@@ -1,0 +1,112 @@
+"""One filesystem layer for local paths and gs:// URIs (fsspec/gcsfs).
+
+All paths in the project are strings: a local path, ``file://...`` or ``gs://bucket/...``.
+Writes go to a temporary name first and are renamed (local) or uploaded whole (GCS),
+so a reader never sees a half-written file.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+import uuid
+from typing import Iterator
+
+import fsspec
+
+
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Return the filesystem for ``uri`` and the path inside it (no protocol for local)."""
+    options = {}
+    if uri.startswith("gs://") and os.environ.get("STORAGE_EMULATOR_HOST"):
+        options["token"] = "anon"  # emulators (fake-gcs-server) take no credentials
+    fs, path = fsspec.core.url_to_fs(uri, **options)
+    return fs, path
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts with '/', keeping a ``gs://`` prefix intact."""
+    return posixpath.join(base.rstrip("/"), *parts)
+
+
+def to_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """Inverse of :func:`filesystem`: the URI for ``path`` on ``fs``."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("file", "local"):
+        return path
+    return f"{protocol}://{path}" if protocol != "gs" else f"gs://{path}"
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    with fs.open(path, "rb") as handle:
+        return handle.read()
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.exists(path)
+
+
+def write_bytes_atomic(uri: str, data: bytes) -> None:
+    """Write ``data`` to ``uri`` so that readers see either the old or the whole new file."""
+    fs, path = filesystem(uri)
+    if is_remote(uri):
+        fs.pipe_file(path, data)  # a GCS object appears only once the upload completes
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def put_file_atomic(local_path: str, uri: str) -> None:
+    """Move a finished local file to ``uri`` (rename locally, upload to GCS)."""
+    fs, path = filesystem(uri)
+    if is_remote(uri):
+        fs.put_file(local_path, path)
+        os.remove(local_path)
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    shutil.move(local_path, tmp)  # a rename on one device, a copy across devices
+    os.replace(tmp, path)
+
+
+def local_scratch_file(suffix: str = "") -> str:
+    """A fresh local temporary file name (the caller removes or moves it)."""
+    handle, name = tempfile.mkstemp(prefix="hotdog-", suffix=suffix)
+    os.close(handle)
+    return name
+
+
+def move(src_uri: str, dst_uri: str) -> None:
+    """Rename ``src_uri`` to ``dst_uri`` on the same filesystem (atomic locally)."""
+    fs, src = filesystem(src_uri)
+    _, dst = filesystem(dst_uri)
+    if is_remote(src_uri):
+        fs.mv(src, dst)
+        return
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    os.replace(src, dst)
+
+
+def remove(uri: str, recursive: bool = False) -> None:
+    fs, path = filesystem(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=recursive)
+
+
+def list_files(uri: str) -> Iterator[str]:
+    """Every file (not folder) under ``uri``, recursively, as URIs in sorted order."""
+    fs, path = filesystem(uri)
+    for found in sorted(fs.find(path)):
+        yield to_uri(fs, found)

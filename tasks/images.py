@@ -1,0 +1,92 @@
+"""Validate one image file from its bytes: format from content, full decode, size, sha256.
+
+Acceptance means TensorFlow 2.16's ``tf.io.decode_image`` decodes it (JPEG, PNG, GIF,
+BMP). The header is read first (Pillow, no pixel decode) so an image claiming more than
+``max_pixels`` is rejected before anything is allocated for it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+# 40 megapixels (e.g. 8000 x 5000): far above any training thumbnail, far below what
+# would exhaust memory when decoded (40 MP x 3 bytes = 120 MB).
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# Formats tf.io.decode_image decodes in TF 2.16, by Pillow's format name.
+TF_DECODABLE = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
+
+# Junk that file managers leave in image folders.
+SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", ".directory"}
+
+# Invalid reasons, as written to the manifest.
+EMPTY, TRUNCATED, CORRUPT, NOT_AN_IMAGE = "empty", "truncated", "corrupt", "not_an_image"
+UNSUPPORTED, TOO_LARGE, UNREADABLE, SYSTEM_FILE = "unsupported_format", "too_large", "unreadable", "system_file"
+
+_END_MARKERS = {"jpeg": (b"\xff\xd9",), "png": (b"IEND\xaeB`\x82",), "gif": (b";",)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageCheck:
+    """Outcome of :func:`inspect_image`: ``reason`` is None for a valid image."""
+
+    sha256: str
+    size_bytes: int
+    reason: str | None = None
+    detail: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+def is_system_file(name: str) -> bool:
+    """True for OS metadata files (``.DS_Store``, ``Thumbs.db``, AppleDouble ``._x``)."""
+    base = name.rsplit("/", 1)[-1]
+    return base.lower() in SYSTEM_FILES or base.startswith("._")
+
+
+def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageCheck:
+    """Classify ``data``: a valid image with its measurements, or the reason it is invalid."""
+    digest = hashlib.sha256(data).hexdigest()
+    base = {"sha256": digest, "size_bytes": len(data)}
+    if not data:
+        return ImageCheck(**base, reason=EMPTY, detail="file has 0 bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            header = Image.open(io.BytesIO(data))
+            pil_format, (width, height) = header.format, header.size
+    except Image.DecompressionBombError as err:
+        return ImageCheck(**base, reason=TOO_LARGE, detail=str(err))
+    except UnidentifiedImageError:
+        return ImageCheck(**base, reason=NOT_AN_IMAGE, detail="content is not a known image format")
+    except Exception as err:  # Pillow raises assorted errors on damaged headers
+        return ImageCheck(**base, reason=CORRUPT, detail=f"unreadable header: {err}")
+    measured = {**base, "width": width, "height": height}
+    fmt = TF_DECODABLE.get(pil_format)
+    if fmt is None:
+        return ImageCheck(**measured, format=str(pil_format).lower(), reason=UNSUPPORTED,
+                          detail=f"{pil_format} is not decodable by TensorFlow (accepted: JPEG, PNG, GIF, BMP)")
+    if width * height > max_pixels:
+        return ImageCheck(**measured, format=fmt, reason=TOO_LARGE,
+                          detail=f"{width}x{height} = {width * height} pixels > limit {max_pixels}")
+    error = _decode_error(data)
+    if error is not None:
+        truncated = not data.rstrip(b"\0").endswith(_END_MARKERS.get(fmt, (b"",)))
+        return ImageCheck(**measured, format=fmt, reason=TRUNCATED if truncated else CORRUPT, detail=error)
+    return ImageCheck(**measured, format=fmt)
+
+
+def _decode_error(data: bytes) -> str | None:
+    """Fully decode with TensorFlow; the error message, or None when it decodes."""
+    import tensorflow as tf  # imported lazily: workers pay for it once, listing never
+
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
+        return err.message.split("[Op:")[0].split("}}")[-1].strip()
+    return None

@@ -1,0 +1,98 @@
+"""tf.train.Example builders and whole-file TFRecord writing/reading on any URI.
+
+Serialization uses ``deterministic=True`` so equal inputs give byte-identical files
+across processes (map-field order is otherwise per process).
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator
+
+from tasks import fs
+
+
+def _tf():
+    import tensorflow as tf  # lazy: importing TF costs seconds
+
+    return tf
+
+
+def _bytes(*values: bytes):
+    tf = _tf()
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _ints(*values: int):
+    tf = _tf()
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def serialize(features: dict) -> bytes:
+    tf = _tf()
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
+
+
+def ingested_example(image: bytes, category: str, sha256: str, source: str, width: int, height: int,
+                     fmt: str) -> bytes:
+    """An accepted image as written by ingestion (``image`` holds the original file bytes)."""
+    return serialize({
+        "image": _bytes(image),
+        "category": _bytes(category.encode()),
+        "sha256": _bytes(sha256.encode()),
+        "source": _bytes(source.encode()),
+        "width": _ints(width),
+        "height": _ints(height),
+        "format": _bytes(fmt.encode()),
+    })
+
+
+def labelled_example(image: bytes, label: list[int], extra: dict[str, str] | None = None) -> bytes:
+    """The original project's schema: ``image`` bytes and one-hot ``label`` (+ optional strings)."""
+    features = {"image": _bytes(image), "label": _ints(*label)}
+    for key, value in (extra or {}).items():
+        features[key] = _bytes(value.encode())
+    return serialize(features)
+
+
+def parse(record: bytes) -> dict:
+    """Decode a serialized Example into {name: bytes | int | list}, single values unwrapped."""
+    tf = _tf()
+    example = tf.train.Example.FromString(record)
+    out = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        values = list(getattr(feature, kind).value)
+        out[name] = values[0] if len(values) == 1 and name != "label" else values
+    return out
+
+
+def write_file(records: Iterable[bytes], uri: str, gzip: bool = False) -> int:
+    """Write ``records`` as one TFRecord file at ``uri`` atomically; returns the count."""
+    tf = _tf()
+    scratch = fs.local_scratch_file(".tfrecord")
+    options = tf.io.TFRecordOptions(compression_type="GZIP" if gzip else "")
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(scratch, options) as writer:
+            for record in records:
+                writer.write(record)
+                count += 1
+        fs.put_file_atomic(scratch, uri)
+    finally:
+        if os.path.exists(scratch):
+            os.remove(scratch)
+    return count
+
+
+def read_file(uri: str) -> Iterator[bytes]:
+    """Every record of the TFRecord file at ``uri`` (GZIP detected from a .gz suffix)."""
+    tf = _tf()
+    scratch = fs.local_scratch_file(".tfrecord")
+    try:
+        with open(scratch, "wb") as handle:
+            handle.write(fs.read_bytes(uri))
+        compression = "GZIP" if uri.endswith(".gz") else ""
+        for record in tf.data.TFRecordDataset(scratch, compression_type=compression).as_numpy_iterator():
+            yield record
+    finally:
+        os.remove(scratch)
