@@ -21,13 +21,14 @@ import time
 
 import apache_beam as beam
 
-from tasks import fs, images, staging, tfrecords
+from tasks import beam_io, fs, images, staging, tfrecords
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.ingest")
 
 MARKER = "summary.json"
 MANIFEST = "manifest.jsonl"
+SHARD_LIST = "shards.jsonl"  # staging only: the shard files the job wrote
 IMAGES_PER_SHARD = 1000
 OUTCOMES = ("accepted", "duplicate", "review_rejected", "over_cap", "invalid")
 OWNED_PATTERNS = ("*/part-*-of-*.tfrecord", MANIFEST)
@@ -101,7 +102,9 @@ class _Progress:
             cls.done += 1
             now = time.monotonic()
             step = max(1, total // 10)
-            if cls.done % step == 0 or now - cls.last_log > 5 or cls.done == total:
+            if cls.done == 1:
+                cls.last_log = now
+            elif cls.done % step == 0 or now - cls.last_log > 5 or cls.done == total:
                 cls.last_log = now
                 log.info("inspected %d/%d files", cls.done, total)
 
@@ -174,37 +177,15 @@ def _join_decision(keyed):
         yield "row", {**row, "outcome": decision, "reason": "max_per_category"}
 
 
-class WriteShard(beam.DoFn):
-    """Write one (category, shard) group as a TFRecord file, records sorted by path."""
-
-    def __init__(self, staging_uri: str, shard_counts: dict[str, int]):
-        self.staging_uri, self.shard_counts = staging_uri, shard_counts
-
-    def process(self, keyed):
-        (category, shard), items = keyed
-        items = sorted(items)
-        rel = f"{category}/part-{shard:05d}-of-{self.shard_counts[category]:05d}.tfrecord"
-        count = tfrecords.write_file((record for _, record in items), fs.join(self.staging_uri, rel))
-        yield {"file": rel, "category": category, "records": count}
-
-
-def _to_example(item, shard_counts: dict[str, int]):
+def _to_example(item, stage: str, shard_counts: dict[str, int]):
+    """Accepted (row, bytes) -> (destination shard URI, (path, serialized example))."""
     row, data = item
-    shard = int(row["sha256"][:8], 16) % shard_counts[row["category"]]
-    record = tfrecords.ingested_example(data, row["category"], row["sha256"], row["path"], row["width"],
+    category = row["category"]
+    shard = int(row["sha256"][:8], 16) % shard_counts[category]
+    rel = f"{category}/part-{shard:05d}-of-{shard_counts[category]:05d}.tfrecord"
+    record = tfrecords.ingested_example(data, category, row["sha256"], row["path"], row["width"],
                                         row["height"], row["format"])
-    return (row["category"], shard), (row["path"], record)
-
-
-def _write_json_lines(keyed, uri: str, sort_key: str):
-    _, rows = keyed
-    lines = [json.dumps(row, sort_keys=True, ensure_ascii=False) for row in sorted(rows, key=lambda r: r[sort_key])]
-    fs.write_bytes_atomic(uri, ("\n".join(lines) + "\n").encode() if lines else b"")
-    yield uri
-
-
-def _select(kind):
-    return lambda tagged: [tagged[1]] if tagged[0] == kind else []
+    return fs.join(stage, rel), (row["path"], record)
 
 
 def build_pipeline(p: beam.Pipeline, listing: Listing, review: dict[str, set[str]], stage: str,
@@ -221,13 +202,13 @@ def build_pipeline(p: beam.Pipeline, listing: Listing, review: dict[str, set[str
     inspected = (p | "ListFiles" >> beam.Create(listing.files)
                  | "Spread" >> beam.Reshuffle()
                  | "Inspect" >> beam.ParDo(InspectFile(max_pixels, review, len(listing.files))))
-    invalid_rows = inspected | "InvalidRows" >> beam.FlatMap(_select("row"))
-    deduped = (inspected | "Images" >> beam.FlatMap(_select("image"))
+    invalid_rows = inspected | "InvalidRows" >> beam.FlatMap(beam_io.select("row"))
+    deduped = (inspected | "Images" >> beam.FlatMap(beam_io.select("image"))
                | "KeyBySha" >> beam.Map(lambda item: ((item[0]["category"], item[0]["sha256"]), item))
                | "GroupBySha" >> beam.GroupByKey()
                | "FirstWins" >> beam.FlatMap(_pick_first_by_path))
-    duplicate_rows = deduped | "DuplicateRows" >> beam.FlatMap(_select("row"))
-    winners = deduped | "Winners" >> beam.FlatMap(_select("winner"))
+    duplicate_rows = deduped | "DuplicateRows" >> beam.FlatMap(beam_io.select("row"))
+    winners = deduped | "Winners" >> beam.FlatMap(beam_io.select("winner"))
     decisions = (winners | "PathsByCategory" >> beam.Map(lambda item: (item[0]["category"], item[0]["path"]))
                  | "GroupByCategory" >> beam.GroupByKey()
                  | "Cap" >> beam.FlatMap(_apply_cap, max_per_category))
@@ -235,19 +216,19 @@ def build_pipeline(p: beam.Pipeline, listing: Listing, review: dict[str, set[str
                "decision": decisions}
               | "JoinDecision" >> beam.CoGroupByKey()
               | "Decide" >> beam.FlatMap(_join_decision))
-    accepted = joined | "Accepted" >> beam.FlatMap(_select("accepted"))
-    capped_rows = joined | "OverCapRows" >> beam.FlatMap(_select("row"))
+    accepted = joined | "Accepted" >> beam.FlatMap(beam_io.select("accepted"))
+    capped_rows = joined | "OverCapRows" >> beam.FlatMap(beam_io.select("row"))
 
     rows = ((invalid_rows, duplicate_rows, capped_rows,
              accepted | "AcceptedRows" >> beam.Map(lambda item: item[0]))
             | "AllRows" >> beam.Flatten())
-    (rows | "OneManifest" >> beam.Map(lambda row: (None, row)) | "GroupManifest" >> beam.GroupByKey()
-     | "WriteManifest" >> beam.FlatMap(_write_json_lines, fs.join(stage, MANIFEST), "path"))
-    (accepted | "ToExample" >> beam.Map(_to_example, shard_counts)
-     | "GroupByShard" >> beam.GroupByKey()
-     | "WriteShards" >> beam.ParDo(WriteShard(stage, shard_counts))
-     | "OneShardList" >> beam.Map(lambda info: (None, info)) | "GroupShardList" >> beam.GroupByKey()
-     | "WriteShardList" >> beam.FlatMap(_write_json_lines, fs.join(stage, "shards.jsonl"), "file"))
+    beam_io.collect_json_lines(rows, "Manifest", fs.join(stage, MANIFEST), "path")
+    shards = (accepted | "ToExample" >> beam.Map(_to_example, stage, shard_counts)
+              | "GroupByShard" >> beam.GroupByKey()
+              | "WriteShards" >> beam.FlatMap(beam_io.write_sorted_records)
+              | "ShardInfo" >> beam.Map(lambda info: {"file": info["uri"][len(stage) + 1:],
+                                                      "records": info["records"]}))
+    beam_io.collect_json_lines(shards, "ShardList", fs.join(stage, SHARD_LIST), "file")
 
 
 def read_json_lines(uri: str) -> list[dict]:
@@ -303,7 +284,7 @@ def run_ingest(source: str, out: str, review: str | None = None, max_per_categor
     with beam.Pipeline(options=options or pipeline_options()) as p:
         build_pipeline(p, listing, review_names, stage, max_per_category, max_pixels)
     rows = read_json_lines(fs.join(stage, MANIFEST))
-    shards = read_json_lines(fs.join(stage, "shards.jsonl"))
+    shards = read_json_lines(fs.join(stage, SHARD_LIST))
     if len(rows) != len(listing.files):  # every input must be accounted for
         raise RuntimeError(f"manifest has {len(rows)} rows for {len(listing.files)} input files")
     params = {"source": source, "review": review, "max_per_category": max_per_category, "max_pixels": max_pixels}

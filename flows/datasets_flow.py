@@ -1,0 +1,36 @@
+"""Prefect flow ``build-datasets``: build the named data sets and publish their cards."""
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.common import forward_task_logs, retry_transient_io
+from tasks import dataset_config, datasets, runners
+from tasks.errors import HotdogInputError
+
+COMPAT_MODES = ("original",)
+
+
+@task(name="beam-build-datasets", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient_io)
+def datasets_job(source: str, out: str, config: str | None, names: list[str] | None, compat: str | None,
+                 shards: int, gzip: bool, runner: str, workers: int, dask_address: str | None) -> dict:
+    specs = dataset_config.select(dataset_config.load_config(config), names)
+    options = runners.pipeline_options(runner, workers, dask_address=dask_address)
+    with forward_task_logs():
+        if compat == "original":
+            return datasets.build_original(source, specs, out, options)
+        return datasets.build_from_ingested(source, specs, out, shards, gzip, options)
+
+
+@flow(name="build-datasets")
+def build_datasets(source: str, out: str, config: str | None = None, names: list[str] | None = None,
+                   compat: str | None = None, shards: int = 1, gzip: bool = False, runner: str = "direct",
+                   workers: int = 1, dask_address: str | None = None) -> dict:
+    """Build data sets from an ingestion at ``source`` (or a plain folder tree with compat='original')."""
+    if compat is not None and compat not in COMPAT_MODES:
+        raise HotdogInputError(f"--compat {compat!r} is not known; the only mode is 'original'")
+    dataset_config.select(dataset_config.load_config(config), names)  # config errors fail before any work
+    cards = datasets_job(source, out, config, names, compat, shards, gzip, runner, workers, dask_address)
+    create_markdown_artifact(key="dataset-cards",
+                             markdown="\n".join(datasets.card_markdown(card) for card in cards.values()))
+    return cards
