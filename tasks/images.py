@@ -28,6 +28,7 @@ EMPTY, TRUNCATED, CORRUPT, NOT_AN_IMAGE = "empty", "truncated", "corrupt", "not_
 UNSUPPORTED, TOO_LARGE, UNREADABLE, SYSTEM_FILE = "unsupported_format", "too_large", "unreadable", "system_file"
 
 _END_MARKERS = {"jpeg": (b"\xff\xd9",), "png": (b"IEND\xaeB`\x82",), "gif": (b";",)}
+_MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,8 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageChe
     except UnidentifiedImageError:
         return ImageCheck(**base, reason=NOT_AN_IMAGE, detail="content is not a known image format")
     except Exception as err:  # Pillow raises assorted errors on damaged headers
-        return ImageCheck(**base, reason=CORRUPT, detail=f"unreadable header: {err}")
+        reason = TRUNCATED if _lacks_end_marker(data, _sniff(data)) else CORRUPT
+        return ImageCheck(**base, reason=reason, format=_sniff(data), detail=f"unreadable header: {err}")
     measured = {**base, "width": width, "height": height}
     fmt = TF_DECODABLE.get(pil_format)
     if fmt is None:
@@ -76,9 +78,22 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageChe
                           detail=f"{width}x{height} = {width * height} pixels > limit {max_pixels}")
     error = _decode_error(data)
     if error is not None:
-        truncated = not data.rstrip(b"\0").endswith(_END_MARKERS.get(fmt, (b"",)))
-        return ImageCheck(**measured, format=fmt, reason=TRUNCATED if truncated else CORRUPT, detail=error)
+        reason = TRUNCATED if _lacks_end_marker(data, fmt) else CORRUPT
+        return ImageCheck(**measured, format=fmt, reason=reason, detail=error)
     return ImageCheck(**measured, format=fmt)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The format named by the leading magic bytes, for files whose header is damaged."""
+    for magic, fmt in _MAGIC:
+        if data.startswith(magic):
+            return fmt
+    return None
+
+
+def _lacks_end_marker(data: bytes, fmt: str | None) -> bool:
+    markers = _END_MARKERS.get(fmt)
+    return bool(markers) and not data.rstrip(b"\0").endswith(markers)
 
 
 def _decode_error(data: bytes) -> str | None:

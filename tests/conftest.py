@@ -1,0 +1,73 @@
+"""Shared fixtures: small image trees made on the fly, the shared real data, one Prefect server."""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from tasks import settings  # noqa: E402
+
+
+def image_bytes(fmt: str = "JPEG", size=(32, 24), color=(200, 30, 30), noise: bool = False) -> bytes:
+    """An encoded image; ``noise`` makes the pixel data (not the header) dominate the file."""
+    buffer = io.BytesIO()
+    image = Image.effect_noise(size, 64).convert("RGB") if noise else Image.new("RGB", size, color)
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb)."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def write_tree(root, files: dict[str, bytes], empty_dirs=()) -> str:
+    for rel, data in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data)
+    for rel in empty_dirs:
+        os.makedirs(os.path.join(root, rel), exist_ok=True)
+    return str(root)
+
+
+def small_tree(root, per_category: int = 4) -> str:
+    """Three valid categories (food, sandwich, taco) of distinct small JPEGs, one duplicate each."""
+    files = {}
+    for c, category in enumerate(["food", "sandwich", "taco"]):
+        for i in range(per_category):
+            files[f"{category}/{category}_{i}.jpeg"] = image_bytes(color=(40 * c, 10 * i, 99))
+        files[f"{category}/{category}_copy.jpeg"] = files[f"{category}/{category}_0.jpeg"]
+    return write_tree(root, files)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return small_tree(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def shared_images():
+    if not os.path.isdir(settings.SHARED_DATA):
+        pytest.fail(f"the shared data set is missing: {settings.SHARED_DATA}")
+    return settings.SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One real Prefect server on 127.0.0.1 (temporary SQLite) for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

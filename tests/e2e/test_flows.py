@@ -1,0 +1,73 @@
+"""Flows and CLI through a real Prefect server: artifacts, bad options, the end-to-end job."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.ingest_flow import ingest_images
+from flows.run_flow import hotdog_run
+from tasks.errors import HotdogInputError
+
+pytestmark = pytest.mark.slow
+
+
+def test_ingest_flow_publishes_a_summary_artifact(tree, tmp_path, prefect_server):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    summary = ingest_images(tree, str(tmp_path / "out"))
+    assert summary["totals"]["accepted"] == 12
+
+    async def latest_table():
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-summary"])))
+            return found[-1]
+
+    import asyncio
+
+    artifact = asyncio.run(latest_table())
+    table = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
+    assert {row["category"]: row["accepted"] for row in table} == {"food": 4, "sandwich": 4, "taco": 4}
+
+
+def test_unknown_runner_fails_before_any_work(tree, tmp_path, prefect_server):
+    with pytest.raises(HotdogInputError, match="--runner 'spark' is not supported"):
+        ingest_images(tree, str(tmp_path / "out"), runner="spark")
+    assert not (tmp_path / "out").exists()
+
+
+def test_end_to_end_job_builds_every_data_set(tmp_path, prefect_server):
+    from tests.conftest import image_bytes, write_tree
+
+    categories = ["food", "sandwich", "taco", "open face sandwich", "hard taco", "submarine sandwich", "flat taco"]
+    files = {f"{c}/{i}.jpeg": image_bytes(color=(k * 30, i * 40, 5)) for k, c in enumerate(categories)
+             for i in range(3)}
+    source = write_tree(tmp_path / "photos", files)
+    result = hotdog_run(source, str(tmp_path / "work"))
+    assert result["datasets"] == {"baseline": 9, "taco_bias": 9, "sandwich_bias": 9}
+    assert (tmp_path / "work" / "processed" / "baseline" / "dataset.json").exists()
+
+
+def test_cli_ingest_and_datasets(tree, tmp_path, prefect_server):
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", tree, "--out", str(tmp_path / "ing"), "--max-per-category", "3"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["over_cap"] == 3
+    result = runner.invoke(app, ["datasets", str(tmp_path / "ing"), "--out", str(tmp_path / "sets"),
+                                 "--name", "baseline", "--shards", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1]) == {"baseline": 9}
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, prefect_server):
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "error: source folder not found" in result.output
+
+
+@pytest.mark.parametrize("command", ["ingest", "datasets", "run"])
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output

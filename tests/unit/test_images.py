@@ -1,0 +1,70 @@
+"""tasks.images: format from content, full decode, size limit, reasons."""
+import pytest
+
+from tasks import images
+from tests.conftest import image_bytes, png_claiming
+
+
+def test_valid_jpeg_is_measured():
+    check = images.inspect_image(image_bytes("JPEG", (40, 30)))
+    assert (check.reason, check.format, check.width, check.height) == (None, "jpeg", 40, 30)
+    assert len(check.sha256) == 64
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "BMP"])
+def test_other_tensorflow_formats_are_accepted(fmt):
+    assert images.inspect_image(image_bytes(fmt)).format == fmt.lower()
+    assert images.inspect_image(image_bytes(fmt)).reason is None
+
+
+def test_empty_file():
+    assert images.inspect_image(b"").reason == "empty"
+
+
+def test_truncated_jpeg():
+    data = image_bytes("JPEG", (120, 90), noise=True)
+    check = images.inspect_image(data[: len(data) // 2])
+    assert check.reason == "truncated"
+    assert check.width == 120  # the header was still measured
+
+
+def test_jpeg_cut_inside_its_header_is_truncated():
+    data = image_bytes("JPEG", (120, 90))
+    assert images.inspect_image(data[:300]).reason == "truncated"
+
+
+def test_text_is_not_an_image():
+    assert images.inspect_image(b"just some text, named .jpeg").reason == "not_an_image"
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "TIFF"])
+def test_formats_tensorflow_cannot_decode_are_unsupported(fmt):
+    check = images.inspect_image(image_bytes(fmt))
+    assert check.reason == "unsupported_format"
+    assert fmt in check.detail
+
+
+def test_header_claiming_50000_squared_pixels_is_too_large():
+    check = images.inspect_image(png_claiming(50_000, 50_000))
+    assert check.reason == "too_large"
+
+
+def test_pixel_limit_is_configurable():
+    data = image_bytes("PNG", (100, 100))
+    assert images.inspect_image(data, max_pixels=9_999).reason == "too_large"
+    assert images.inspect_image(data, max_pixels=10_000).reason is None
+
+
+def test_corrupt_body_with_intact_end_is_not_called_truncated():
+    data = bytearray(image_bytes("PNG", (64, 64), noise=True))
+    data[100:200] = b"\x00" * 100  # damaged compressed pixel data, IEND still in place
+    assert images.inspect_image(bytes(data)).reason == "corrupt"
+
+
+@pytest.mark.parametrize("name", [".DS_Store", "Thumbs.db", "a/._photo.jpeg", "desktop.ini"])
+def test_system_files(name):
+    assert images.is_system_file(name)
+
+
+def test_ordinary_names_are_not_system_files():
+    assert not images.is_system_file("food/thumbs up.jpeg")
