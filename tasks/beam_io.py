@@ -37,6 +37,15 @@ def collect_json_lines(pcoll, label: str, uri: str, sort_key: str):
             | f"{label}Write" >> beam.FlatMap(write_json_lines, uri, sort_key))
 
 
+def join_leaves(*pcolls):
+    """Merge the pipeline's final outputs into one last transform.
+
+    Beam's DaskRunner (2.74) computes only the graph behind the last transform applied,
+    so every write must feed this single leaf or it silently never runs there.
+    """
+    return pcolls | "AllWritten" >> beam.Flatten() | "Done" >> beam.Map(lambda written: written)
+
+
 def digest(values) -> str:
     """sha256 over sorted strings, one per line: an order-independent fingerprint."""
     return hashlib.sha256("\n".join(sorted(values)).encode()).hexdigest()

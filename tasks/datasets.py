@@ -230,14 +230,17 @@ def _parse_ingested(record: bytes) -> dict:
 
 def _collect(written, digests, job: _DatasetJob) -> None:
     """Record what the job wrote into each data set's staging folder (read back by the driver)."""
+    leaves = []
     for spec in job.specs:
         stage = job.stages[spec.name]
         mine = (written | f"Files{spec.name}" >> beam.Filter(lambda w, st=stage: w["uri"].startswith(st + "/"))
                 | f"Rel{spec.name}" >> beam.Map(lambda w, st=stage: {"file": w["uri"][len(st) + 1:],
                                                                     "records": w["records"]}))
-        beam_io.collect_json_lines(mine, f"FileList{spec.name}", fs.join(stage, "files.jsonl"), "file")
         theirs = digests | f"Digest{spec.name}" >> beam.Filter(lambda d, n=spec.name: d["dataset"] == n)
-        beam_io.collect_json_lines(theirs, f"DigestOf{spec.name}", fs.join(stage, "digest.jsonl"), "dataset")
+        leaves += [beam_io.collect_json_lines(mine, f"FileList{spec.name}", fs.join(stage, "files.jsonl"), "file"),
+                   beam_io.collect_json_lines(theirs, f"DigestOf{spec.name}", fs.join(stage, "digest.jsonl"),
+                                              "dataset")]
+    beam_io.join_leaves(*leaves)
 
 
 def _commit_all(job: _DatasetJob, mode: str, inputs: dict) -> dict[str, dict]:

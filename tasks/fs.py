@@ -19,8 +19,10 @@ import fsspec
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """Return the filesystem for ``uri`` and the path inside it (no protocol for local)."""
     options = {}
-    if uri.startswith("gs://") and os.environ.get("STORAGE_EMULATOR_HOST"):
-        options["token"] = "anon"  # emulators (fake-gcs-server) take no credentials
+    if uri.startswith("gs://"):
+        options["use_listings_cache"] = False  # several processes write here: never trust a cached listing
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
+            options["token"] = "anon"  # emulators (fake-gcs-server) take no credentials
     fs, path = fsspec.core.url_to_fs(uri, **options)
     return fs, path
 

@@ -222,13 +222,14 @@ def build_pipeline(p: beam.Pipeline, listing: Listing, review: dict[str, set[str
     rows = ((invalid_rows, duplicate_rows, capped_rows,
              accepted | "AcceptedRows" >> beam.Map(lambda item: item[0]))
             | "AllRows" >> beam.Flatten())
-    beam_io.collect_json_lines(rows, "Manifest", fs.join(stage, MANIFEST), "path")
+    manifest = beam_io.collect_json_lines(rows, "Manifest", fs.join(stage, MANIFEST), "path")
     shards = (accepted | "ToExample" >> beam.Map(_to_example, stage, shard_counts)
               | "GroupByShard" >> beam.GroupByKey()
               | "WriteShards" >> beam.FlatMap(beam_io.write_sorted_records)
               | "ShardInfo" >> beam.Map(lambda info: {"file": info["uri"][len(stage) + 1:],
                                                       "records": info["records"]}))
-    beam_io.collect_json_lines(shards, "ShardList", fs.join(stage, SHARD_LIST), "file")
+    shard_list = beam_io.collect_json_lines(shards, "ShardList", fs.join(stage, SHARD_LIST), "file")
+    beam_io.join_leaves(manifest, shard_list)
 
 
 def read_json_lines(uri: str) -> list[dict]:

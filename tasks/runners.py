@@ -42,5 +42,5 @@ def pipeline_options(runner: str = "direct", workers: int = 1, dask_address: str
         if not temp_location.startswith("gs://"):
             raise HotdogInputError(f"--temp-location must be a gs:// URI for Dataflow, got {temp_location!r}")
         args += [f"--project={project}", f"--region={region}", f"--temp_location={temp_location}",
-                 f"--num_workers={workers}", "--save_main_session"]
+                 f"--num_workers={workers}"]
     return PipelineOptions(args + list(extra_args or []))
