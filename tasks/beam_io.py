@@ -22,19 +22,24 @@ def write_sorted_records(keyed, gzip: bool = False):
     yield {"uri": uri, "records": count}
 
 
-def write_json_lines(keyed, uri: str, sort_key: str):
-    """Group (any key, [dict, ...]) -> JSON-lines file at ``uri`` sorted by ``sort_key``."""
+def write_json_lines(keyed, uri: str, sort_key: str, batched: bool = False):
+    """Group (any key, [dict, ...]) -> JSON-lines file at ``uri`` sorted by ``sort_key``.
+
+    With ``batched`` the group holds lists of dicts.
+    """
     _, rows = keyed
+    if batched:
+        rows = [row for batch in rows for row in batch]
     lines = [json.dumps(row, sort_keys=True, ensure_ascii=False) for row in sorted(rows, key=lambda r: r[sort_key])]
     fs.write_bytes_atomic(uri, ("\n".join(lines) + "\n").encode() if lines else b"")
     yield uri
 
 
-def collect_json_lines(pcoll, label: str, uri: str, sort_key: str):
-    """Write every dict of ``pcoll`` into one JSON-lines file at ``uri``."""
+def collect_json_lines(pcoll, label: str, uri: str, sort_key: str, batched: bool = False):
+    """Write every dict of ``pcoll`` (lists of dicts if ``batched``) into one JSON-lines file."""
     return (pcoll | f"{label}Key" >> beam.Map(lambda row: (None, row))
             | f"{label}Group" >> beam.GroupByKey()
-            | f"{label}Write" >> beam.FlatMap(write_json_lines, uri, sort_key))
+            | f"{label}Write" >> beam.FlatMap(write_json_lines, uri, sort_key, batched))
 
 
 def join_leaves(*pcolls):

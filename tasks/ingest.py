@@ -29,7 +29,8 @@ log = logging.getLogger("hotdog.ingest")
 MARKER = "summary.json"
 MANIFEST = "manifest.jsonl"
 SHARD_LIST = "shards.jsonl"  # staging only: the shard files the job wrote
-IMAGES_PER_SHARD = 1000
+SHARD_BYTES = 128 * 2**20  # target TFRecord shard size; also bounds the memory of one shard group
+BATCH_FILES = 1024  # files per Beam element: amortises per-element and per-decode-batch overhead
 OUTCOMES = ("accepted", "duplicate", "review_rejected", "over_cap", "invalid")
 OWNED_PATTERNS = ("*/part-*-of-*.tfrecord", MANIFEST)
 
@@ -41,6 +42,7 @@ class SourceFile:
     uri: str
     rel: str
     category: str | None
+    size: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +71,7 @@ def list_source(source: str) -> Listing:
         category = rel.split("/", 1)[0] if "/" in rel else None
         if category is not None:
             categories.add(category)
-        files.append(SourceFile(uri=fs.to_uri(fsys, path), rel=rel, category=category))
+        files.append(SourceFile(uri=fs.to_uri(fsys, path), rel=rel, category=category, size=info.get("size") or 0))
     return Listing(files=files, categories=sorted(categories))
 
 
@@ -97,137 +99,178 @@ class _Progress:
     last_log = 0.0
 
     @classmethod
-    def tick(cls, total: int) -> None:
+    def advance(cls, files: int, total: int) -> None:
         with cls.lock:
-            cls.done += 1
+            before, cls.done = cls.done, cls.done + files
             now = time.monotonic()
             step = max(1, total // 10)
-            if cls.done == 1:
+            if cls.done // step > before // step or now - cls.last_log > 5 or cls.done >= total:
                 cls.last_log = now
-            elif cls.done % step == 0 or now - cls.last_log > 5 or cls.done == total:
-                cls.last_log = now
-                log.info("inspected %d/%d files", cls.done, total)
+                log.info("inspected %d/%d files", min(cls.done, total), total)
 
 
-class InspectFile(beam.DoFn):
-    """Read, validate and measure one file; yield ('row', manifest_row) or ('image', (row, bytes))."""
+class InspectBatch(beam.DoFn):
+    """Read, validate and measure a batch of files.
 
-    def __init__(self, max_pixels: int, review: dict[str, set[str]], total: int):
-        self.max_pixels, self.review, self.total = max_pixels, review, total
+    Yields ('rows', [manifest rows]) for files that are settled here (invalid, review
+    rejected) and ('images', ((category, shard), [(row, bytes), ...])) for valid images,
+    where equal bytes always land in the same shard, so dedupe within a shard is complete.
+    """
 
-    def process(self, source: SourceFile):
+    def __init__(self, listing_uri: str, max_pixels: int, review: dict[str, set[str]],
+                 shard_counts: dict[str, int], total: int):
+        self.listing_uri, self.max_pixels, self.review = listing_uri, max_pixels, review
+        self.shard_counts, self.total = shard_counts, total
+        self.files: list[SourceFile] = []
+
+    def setup(self):
+        self.files = [SourceFile(**row) for row in read_json_lines(self.listing_uri)]
+
+    def process(self, span: tuple[int, int]):
+        batch = self.files[span[0]:span[1]]
+        rows, readable = [], []
+        for source in batch:
+            settled = self._settle_before_reading(source)
+            if settled is not None:
+                rows.append(settled)
+                continue
+            try:
+                readable.append((source, fs.read_bytes(source.uri)))
+            except OSError as err:
+                rows.append({"path": source.rel, "category": source.category, "outcome": "invalid",
+                             "reason": images.UNREADABLE, "detail": str(err)})
+        valid = collections.defaultdict(list)
+        for (source, data), check in zip(readable, images.inspect_images([d for _, d in readable], self.max_pixels)):
+            row = {"path": source.rel, "category": source.category, "sha256": check.sha256,
+                   "size_bytes": check.size_bytes, "format": check.format, "width": check.width,
+                   "height": check.height}
+            if check.reason:
+                rows.append({**row, "outcome": "invalid", "reason": check.reason, "detail": check.detail})
+            else:
+                shard = int(check.sha256[:8], 16) % self.shard_counts[source.category]
+                valid[(source.category, shard)].append((row, data))
+        _Progress.advance(len(batch), self.total)
+        if rows:
+            yield "rows", rows
+        for key, items in valid.items():
+            yield "images", (key, items)
+
+    def _settle_before_reading(self, source: SourceFile) -> dict | None:
+        """The manifest row of a file that needs no reading (stray, system, review-rejected)."""
         row = {"path": source.rel, "category": source.category}
-        try:
-            yield from self._classify(source, row)
-        finally:
-            _Progress.tick(self.total)
-
-    def _classify(self, source: SourceFile, row: dict):
         name = source.rel.split("/", 1)[-1]
         if source.category is None:
-            yield "row", {**row, "outcome": "invalid", "reason": "no_category",
-                          "detail": "file is not inside a category folder"}
-            return
+            return {**row, "outcome": "invalid", "reason": "no_category",
+                    "detail": "file is not inside a category folder"}
         if images.is_system_file(name):
-            yield "row", {**row, "outcome": "invalid", "reason": images.SYSTEM_FILE,
-                          "detail": "operating-system metadata file"}
-            return
+            return {**row, "outcome": "invalid", "reason": images.SYSTEM_FILE,
+                    "detail": "operating-system metadata file"}
         if name in self.review.get(source.category, ()):
-            yield "row", {**row, "outcome": "review_rejected", "reason": "review_manifest"}
-            return
-        try:
-            data = fs.read_bytes(source.uri)
-        except (OSError, PermissionError) as err:
-            yield "row", {**row, "outcome": "invalid", "reason": images.UNREADABLE, "detail": str(err)}
-            return
-        check = images.inspect_image(data, self.max_pixels)
-        measured = {**row, "sha256": check.sha256, "size_bytes": check.size_bytes, "format": check.format,
-                    "width": check.width, "height": check.height}
-        if check.reason:
-            yield "row", {**measured, "outcome": "invalid", "reason": check.reason, "detail": check.detail}
-        else:
-            yield "image", (measured, data)
+            return {**row, "outcome": "review_rejected", "reason": "review_manifest"}
+        return None
 
 
-def _pick_first_by_path(keyed):
-    """Group of same-sha images of one category: the first path wins, the rest are duplicates."""
-    _, group = keyed
-    ordered = sorted(group, key=lambda item: item[0]["path"])
-    winner = ordered[0]
-    yield "winner", winner
-    for row, _ in ordered[1:]:
-        yield "row", {**row, "outcome": "duplicate", "reason": "same_sha256",
-                      "duplicate_of": winner[0]["path"]}
+def _first_path_wins(keyed):
+    """One shard's valid images: per sha256 the first path is kept, later ones are duplicates."""
+    key, batches = keyed
+    winners, duplicates = {}, []
+    for row, data in sorted((item for batch in batches for item in batch), key=lambda item: item[0]["path"]):
+        first = winners.setdefault(row["sha256"], (row, data))
+        if first[0] is not row:
+            duplicates.append({**row, "outcome": "duplicate", "reason": "same_sha256",
+                               "duplicate_of": first[0]["path"]})
+    if duplicates:
+        yield "rows", duplicates
+    yield "winners", (key, sorted(winners.values(), key=lambda item: item[0]["path"]))
 
 
-def _apply_cap(keyed, cap: int | None):
-    """Category's unique images: the first ``cap`` paths are accepted, the rest over cap."""
-    _, paths = keyed
-    for index, path in enumerate(sorted(paths)):
-        yield path, "accepted" if cap is None or index < cap else "over_cap"
+def _over_cap(keyed, cap: int):
+    """One category's shards of unique images -> per shard, the paths beyond the first ``cap``."""
+    category, shards = keyed
+    shards = list(shards)
+    paths = sorted(path for _, shard_paths in shards for path in shard_paths)
+    over = set(paths[cap:])
+    for shard, shard_paths in shards:
+        yield (category, shard), [p for p in shard_paths if p in over]
 
 
-def _join_decision(keyed):
-    _, grouped = keyed
-    (row, data), = grouped["image"]
-    decision, = grouped["decision"]
-    if decision == "accepted":
-        yield "accepted", ({**row, "outcome": "accepted", "reason": None}, data)
-    else:
-        yield "row", {**row, "outcome": decision, "reason": "max_per_category"}
+class WriteShard(beam.DoFn):
+    """Write one shard's accepted images as a TFRecord file (sorted by path) under ``stage``.
+
+    Yields ('rows', [accepted and over-cap rows]) and ('shard', {file, records}).
+    """
+
+    def __init__(self, stage: str, shard_counts: dict[str, int]):
+        self.stage, self.shard_counts = stage, shard_counts
+
+    def process(self, keyed):
+        (category, shard), winners, over_cap = self._unpack(keyed)
+        accepted = [(row, data) for row, data in winners if row["path"] not in over_cap]
+        rows = [{**row, "outcome": "over_cap", "reason": "max_per_category"}
+                for row, _ in winners if row["path"] in over_cap]
+        rows += [{**row, "outcome": "accepted", "reason": None} for row, _ in accepted]
+        yield "rows", rows
+        if accepted:
+            rel = f"{category}/part-{shard:05d}-of-{self.shard_counts[category]:05d}.tfrecord"
+            records = (tfrecords.ingested_example(data, category, row["sha256"], row["path"], row["width"],
+                                                  row["height"], row["format"]) for row, data in accepted)
+            count = tfrecords.write_file(records, fs.join(self.stage, rel))
+            yield "shard", {"file": rel, "records": count}
+
+    @staticmethod
+    def _unpack(keyed):
+        key, value = keyed
+        if isinstance(value, dict):  # CoGroupByKey of winners with the cap decision
+            (winners,), (over_cap,) = value["winners"], value["over_cap"]
+            return key, winners, set(over_cap)
+        return key, value, set()
 
 
-def _to_example(item, stage: str, shard_counts: dict[str, int]):
-    """Accepted (row, bytes) -> (destination shard URI, (path, serialized example))."""
-    row, data = item
-    category = row["category"]
-    shard = int(row["sha256"][:8], 16) % shard_counts[category]
-    rel = f"{category}/part-{shard:05d}-of-{shard_counts[category]:05d}.tfrecord"
-    record = tfrecords.ingested_example(data, category, row["sha256"], row["path"], row["width"],
-                                        row["height"], row["format"])
-    return fs.join(stage, rel), (row["path"], record)
+def _shard_counts(listing: Listing) -> dict[str, int]:
+    sizes = collections.Counter()
+    for f in listing.files:
+        if f.category is not None:
+            sizes[f.category] += f.size
+    return {c: max(1, math.ceil(sizes[c] / SHARD_BYTES)) for c in listing.categories}
 
 
 def build_pipeline(p: beam.Pipeline, listing: Listing, review: dict[str, set[str]], stage: str,
                    max_per_category: int | None, max_pixels: int) -> None:
     """Add the ingestion transforms to ``p``; outputs land under ``stage``.
 
-    Only ParDo, GroupByKey, CoGroupByKey and Flatten are used, and every file is written
-    by a DoFn under its final name (no sink finalisation), so it runs unchanged on the
-    Direct, Dask and Dataflow runners.
+    Elements are batches and shards, not single images, so per-element overhead stays
+    small. Only ParDo, GroupByKey, CoGroupByKey and Flatten are used, and every file is
+    written by a DoFn under its final name (no sink finalisation), so the job runs
+    unchanged on the Direct, Dask and Dataflow runners.
     """
-    per_category = collections.Counter(f.category for f in listing.files if f.category)
-    shard_counts = {c: max(1, math.ceil(n / IMAGES_PER_SHARD)) for c, n in per_category.items()}
-
-    inspected = (p | "ListFiles" >> beam.Create(listing.files)
+    shard_counts = _shard_counts(listing)
+    # The listing travels as a file, not inside the job graph (a big Create bloats and slows it).
+    listing_uri = fs.join(stage, "listing.jsonl")
+    fs.write_bytes_atomic(listing_uri, "".join(
+        json.dumps(dataclasses.asdict(f), ensure_ascii=False) + "\n" for f in listing.files).encode())
+    total = len(listing.files)
+    spans = [(i, min(i + BATCH_FILES, total)) for i in range(0, total, BATCH_FILES)]
+    inspected = (p | "Batches" >> beam.Create(spans)
                  | "Spread" >> beam.Reshuffle()
-                 | "Inspect" >> beam.ParDo(InspectFile(max_pixels, review, len(listing.files))))
-    invalid_rows = inspected | "InvalidRows" >> beam.FlatMap(beam_io.select("row"))
-    deduped = (inspected | "Images" >> beam.FlatMap(beam_io.select("image"))
-               | "KeyBySha" >> beam.Map(lambda item: ((item[0]["category"], item[0]["sha256"]), item))
-               | "GroupBySha" >> beam.GroupByKey()
-               | "FirstWins" >> beam.FlatMap(_pick_first_by_path))
-    duplicate_rows = deduped | "DuplicateRows" >> beam.FlatMap(beam_io.select("row"))
-    winners = deduped | "Winners" >> beam.FlatMap(beam_io.select("winner"))
-    decisions = (winners | "PathsByCategory" >> beam.Map(lambda item: (item[0]["category"], item[0]["path"]))
-                 | "GroupByCategory" >> beam.GroupByKey()
-                 | "Cap" >> beam.FlatMap(_apply_cap, max_per_category))
-    joined = ({"image": winners | "KeyByPath" >> beam.Map(lambda item: (item[0]["path"], item)),
-               "decision": decisions}
-              | "JoinDecision" >> beam.CoGroupByKey()
-              | "Decide" >> beam.FlatMap(_join_decision))
-    accepted = joined | "Accepted" >> beam.FlatMap(beam_io.select("accepted"))
-    capped_rows = joined | "OverCapRows" >> beam.FlatMap(beam_io.select("row"))
+                 | "Inspect" >> beam.ParDo(InspectBatch(listing_uri, max_pixels, review, shard_counts, total)))
+    deduped = (inspected | "ValidImages" >> beam.FlatMap(beam_io.select("images"))
+               | "GroupByShard" >> beam.GroupByKey()
+               | "FirstPathWins" >> beam.FlatMap(_first_path_wins))
+    winners = deduped | "Winners" >> beam.FlatMap(beam_io.select("winners"))
+    if max_per_category is not None:
+        over_cap = (winners
+                    | "PathsByCategory" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], [r["path"] for r, _ in kv[1]])))
+                    | "GroupByCategory" >> beam.GroupByKey()
+                    | "Cap" >> beam.FlatMap(_over_cap, max_per_category))
+        winners = {"winners": winners, "over_cap": over_cap} | "JoinCap" >> beam.CoGroupByKey()
+    written = winners | "WriteShards" >> beam.ParDo(WriteShard(stage, shard_counts))
 
-    rows = ((invalid_rows, duplicate_rows, capped_rows,
-             accepted | "AcceptedRows" >> beam.Map(lambda item: item[0]))
+    rows = ((inspected | "SettledRows" >> beam.FlatMap(beam_io.select("rows")),
+             deduped | "DuplicateRows" >> beam.FlatMap(beam_io.select("rows")),
+             written | "WrittenRows" >> beam.FlatMap(beam_io.select("rows")))
             | "AllRows" >> beam.Flatten())
-    manifest = beam_io.collect_json_lines(rows, "Manifest", fs.join(stage, MANIFEST), "path")
-    shards = (accepted | "ToExample" >> beam.Map(_to_example, stage, shard_counts)
-              | "GroupByShard" >> beam.GroupByKey()
-              | "WriteShards" >> beam.FlatMap(beam_io.write_sorted_records)
-              | "ShardInfo" >> beam.Map(lambda info: {"file": info["uri"][len(stage) + 1:],
-                                                      "records": info["records"]}))
+    manifest = beam_io.collect_json_lines(rows, "Manifest", fs.join(stage, MANIFEST), "path", batched=True)
+    shards = written | "ShardInfo" >> beam.FlatMap(beam_io.select("shard"))
     shard_list = beam_io.collect_json_lines(shards, "ShardList", fs.join(stage, SHARD_LIST), "file")
     beam_io.join_leaves(manifest, shard_list)
 
