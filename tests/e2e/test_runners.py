@@ -20,6 +20,10 @@ def dask_cluster():
     try:
         yield cluster
     finally:
+        from distributed.client import _global_clients
+
+        for client in list(_global_clients.values()):  # the DaskRunner leaves its Client open
+            client.close()
         cluster.close()
 
 

@@ -1,0 +1,27 @@
+# The two commands of the README, plus helpers. Every target creates the
+# environment first if it is missing (scripts/ensure-env, cached by lock hash).
+PY := .venv/bin/python
+export PYTHONPATH := $(CURDIR)
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: env run test test-fast bench lock
+
+env:
+	@scripts/ensure-env >/dev/null
+
+run: env
+	$(PY) -m flows.cli run
+
+test: env
+	$(PY) -m pytest -p no:cacheprovider
+
+test-fast: env
+	$(PY) -m pytest -p no:cacheprovider -m "not slow"
+
+bench: env
+	$(PY) bench/ingest.py
+
+# Re-resolve requirements.lock from pyproject.toml (needs uv: python -m pip install uv).
+lock:
+	python -m uv pip compile pyproject.toml --extra test --python-version 3.10 -o requirements.lock
