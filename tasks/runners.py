@@ -9,6 +9,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tasks.errors import HotdogInputError
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+# Beam 2.74's DirectRunner first tries its Prism runner, which downloads a binary; a local
+# path that does not exist makes it fall back to the in-process runner at once, offline.
+NO_PRISM = "--prism_location=/nonexistent/prism-is-not-used-by-hotdog-flows"
 RUNNERS = {"direct": "DirectRunner", "dask": DASK_RUNNER, "dataflow": "DataflowRunner"}
 
 
@@ -28,6 +31,7 @@ def pipeline_options(runner: str = "direct", workers: int = 1, dask_address: str
         raise HotdogInputError(f"--workers must be >= 1, got {workers}")
     args = [f"--runner={RUNNERS[name]}"]
     if name == "direct":
+        args.append(NO_PRISM)
         if workers > 1:
             args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     elif name == "dask":
@@ -44,3 +48,10 @@ def pipeline_options(runner: str = "direct", workers: int = 1, dask_address: str
         args += [f"--project={project}", f"--region={region}", f"--temp_location={temp_location}",
                  f"--num_workers={workers}"]
     return PipelineOptions(args + list(extra_args or []))
+
+
+def direct_args(workers: int = 1) -> list[str]:
+    """DirectRunner flags for TFX components (in-process: one Beam worker, no extra TF copies)."""
+    mode = ["--direct_running_mode=in_memory"] if workers == 1 else [
+        "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    return ["--runner=DirectRunner", NO_PRISM, *mode]

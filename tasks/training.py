@@ -1,0 +1,177 @@
+"""Train with the TFX pipeline: stage data sets into the data root, run a backend, report.
+
+Work folder layout (local path)::
+
+    <workdir>/data_root/<data set>/...tfrecord   every data set trained on so far (continuous training)
+    <workdir>/pipeline/                          TFX pipeline root, metadata.sqlite (ML Metadata)
+    <workdir>/registry/<version>/                pushed (blessed) SavedModels, one folder per version
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+
+from tasks import fs, runners
+from tasks.errors import HotdogInputError
+
+log = logging.getLogger("hotdog.training")
+BACKENDS = ("local", "airflow", "vertex")
+STRATEGIES = ("fast", "finetune")
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """What the pipeline is asked to do; image_size None = the backbone's default."""
+
+    backbone: str = "efficientnet_lite0"
+    strategy: str = "fast"
+    image_size: int | None = None
+    epochs: int = 20
+    train_steps: int = 25
+    eval_steps: int = 12
+    min_accuracy: float = 0.55
+
+    def validate(self) -> None:
+        from tfx_pipeline.models import BACKBONES
+
+        if self.backbone not in BACKBONES:
+            raise HotdogInputError(f"--backbone {self.backbone!r} is not known; choose one of {', '.join(BACKBONES)}")
+        if self.strategy not in STRATEGIES:
+            raise HotdogInputError(f"--strategy {self.strategy!r} is not known; choose one of {', '.join(STRATEGIES)}")
+        if not 0 <= self.min_accuracy <= 1:
+            raise HotdogInputError(f"--min-accuracy must be within [0, 1], got {self.min_accuracy}")
+
+
+def paths(workdir: str) -> dict[str, str]:
+    return {"data_root": os.path.join(workdir, "data_root"), "pipeline_root": os.path.join(workdir, "pipeline"),
+            "registry": os.path.join(workdir, "registry")}
+
+
+def stage_data(data_dirs: list[str], data_root: str) -> list[str]:
+    """Copy each data set folder's TFRecords into ``data_root/<name>/`` (idempotent); returns names."""
+    from tasks import datasets
+
+    names = []
+    for data_dir in data_dirs:
+        card_uri = fs.join(data_dir, datasets.CARD)
+        if not fs.exists(card_uri):
+            raise HotdogInputError(f"{data_dir} is not a data set folder (no {datasets.CARD}); "
+                                   f"build one with 'hotdog datasets'")
+        card = json.loads(fs.read_bytes(card_uri))
+        target = os.path.join(data_root, card["name"])
+        os.makedirs(target, exist_ok=True)
+        for entry in card["files"]:
+            data = fs.read_bytes(fs.join(data_dir, entry["file"]))
+            destination = os.path.join(target, entry["file"])
+            if not os.path.exists(destination) or _sha256_file(destination) != hashlib.sha256(data).hexdigest():
+                fs.write_bytes_atomic(destination, data)
+        names.append(card["name"])
+    return names
+
+
+def _sha256_file(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = "hotdog") -> dict:
+    from tfx_pipeline.models import DEFAULT_IMAGE_SIZE
+
+    p = paths(workdir)
+    return dict(pipeline_name=pipeline_name, pipeline_root=p["pipeline_root"], data_root=p["data_root"],
+                serving_model_dir=p["registry"], backbone=settings.backbone, strategy=settings.strategy,
+                image_size=settings.image_size or DEFAULT_IMAGE_SIZE[settings.backbone], epochs=settings.epochs,
+                train_steps=settings.train_steps, eval_steps=settings.eval_steps,
+                min_accuracy=settings.min_accuracy, beam_pipeline_args=runners.direct_args())
+
+
+def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: str = "local") -> dict:
+    """Stage ``data_dirs``, run the pipeline on ``backend``; return the outcome (see :func:`outcome`)."""
+    if backend not in BACKENDS:
+        raise HotdogInputError(f"--backend {backend!r} is not known; choose one of {', '.join(BACKENDS)}")
+    if backend != "local":
+        raise HotdogInputError(f"--backend {backend} is not available in this version yet; use --backend local")
+    if not data_dirs:
+        raise HotdogInputError("give at least one data set folder (--data DIR)")
+    settings.validate()
+    names = stage_data(data_dirs, paths(workdir)["data_root"])
+    log.info("training on data sets %s (data root %s)", names, paths(workdir)["data_root"])
+    from tfx_pipeline.backends import local
+
+    local.run(pipeline_kwargs(workdir, settings))
+    return outcome(workdir)
+
+
+def outcome(workdir: str) -> dict:
+    """The latest Evaluator verdict and push in ML Metadata: blessed?, pushed model dir, why not."""
+    import tensorflow_model_analysis as tfma
+    from ml_metadata.metadata_store import metadata_store
+
+    from tfx_pipeline.backends import local
+
+    store = metadata_store.MetadataStore(_sqlite_config(local.metadata_path(paths(workdir)["pipeline_root"])))
+    blessing = _latest(store, "ModelBlessing")
+    pushed = _latest(store, "PushedModel")
+    evaluation = _latest(store, "ModelEvaluation")
+    model = _latest(store, "Model")
+    result = {"blessed": bool(blessing and _prop(blessing, "blessed") == 1), "model_uri": model.uri if model else None,
+              "pushed_model": None, "reason": None, "metrics": {}}
+    if evaluation is not None:
+        validation = tfma.load_validation_result(evaluation.uri)
+        for failure in validation.metric_validations_per_slice:
+            for f in failure.failures:
+                result["reason"] = (f"{f.metric_key.name}: {f.metric_value.double_value.value:.4f} fails "
+                                    f"{_threshold_text(f.metric_threshold)}")
+        result["metrics"] = _metrics(evaluation.uri)
+    if result["blessed"] and pushed is not None and _prop(pushed, "pushed") == 1:
+        result["pushed_model"] = _prop(pushed, "pushed_destination")
+    elif not result["blessed"] and result["reason"] is None:
+        result["reason"] = "the Evaluator did not bless the model (see its output in the pipeline root)"
+    return result
+
+
+def _sqlite_config(path: str):
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return config
+
+
+def _latest(store, type_name: str):
+    artifacts = store.get_artifacts_by_type(type_name)
+    return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
+def _prop(artifact, name: str):
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return None
+    return value.string_value or value.int_value
+
+
+def _threshold_text(threshold) -> str:
+    parts = []
+    if threshold.HasField("value_threshold"):
+        lower = threshold.value_threshold.lower_bound.value
+        parts.append(f"the minimum {lower:g}")
+    if threshold.HasField("change_threshold"):
+        parts.append("no regression against the latest blessed model")
+    return " and ".join(parts) or str(threshold)
+
+
+def _metrics(evaluation_uri: str) -> dict:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    metrics = {}
+    for _slice, by_output in result.slicing_metrics[:1]:
+        for name, value in by_output.get("", {}).get("", {}).items():
+            if "doubleValue" in value:
+                metrics[name] = value["doubleValue"]
+    return metrics

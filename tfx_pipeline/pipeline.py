@@ -1,0 +1,87 @@
+"""``create_pipeline``: the one TFX pipeline definition every backend runs.
+
+ImportExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
+-> Resolver(latest blessed model) -> Evaluator -> Pusher.
+
+Continuous training: ExampleGen reads every TFRecord file under ``data_root`` (pattern
+``*/*.tfrecord*``: one folder per data set, as ``hotdog datasets`` writes them) and
+fingerprints them, so a run after new files arrive trains on everything present, and a
+run with nothing new is served from the cache.
+"""
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PREPROCESSING_MODULE = os.path.join(HERE, "preprocessing.py")
+TRAINER_MODULE = os.path.join(HERE, "trainer.py")
+DATA_PATTERN = "*/*.tfrecord*"
+
+
+def accuracy_eval_config(min_accuracy: float = 0.55, label_key: str = "label"):
+    """TFMA config: CategoricalAccuracy >= ``min_accuracy`` and no regression vs the baseline."""
+    import tensorflow_model_analysis as tfma
+
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
+        change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                                     absolute={"value": -1e-10}))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=label_key,
+                                    preprocessing_function_names=[])],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="CategoricalAccuracy", threshold=threshold),
+            tfma.MetricConfig(class_name="ExampleCount")])])
+
+
+def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serving_model_dir: str,
+                    beam_pipeline_args: list[str], backbone: str = "efficientnet_lite0", strategy: str = "fast", image_size: int = 224,
+                    epochs: int = 20, train_steps: int = 25, eval_steps: int = 12, batch_size: int = 32,
+                    train_buckets: int = 2, eval_buckets: int = 1, min_accuracy: float = 0.55,
+                    metadata_connection_config=None,
+                    enable_cache: bool = True, preprocessing_module: str = PREPROCESSING_MODULE,
+                    trainer_module: str = TRAINER_MODULE) -> tfx.dsl.Pipeline:
+    """Build the pipeline; paths may be local or gs://. ``beam_pipeline_args`` must name the runner
+    (e.g. DirectRunner). ``train_steps``/``eval_steps`` are per epoch (finetune); the split is a
+    hash of each example, ``train_buckets``:``eval_buckets``."""
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=data_root,
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=DATA_PATTERN)]),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name="train", hash_buckets=train_buckets),
+            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)])))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                                        schema=schema_gen.outputs["schema"])
+    transform = tfx.components.Transform(examples=example_gen.outputs["examples"],
+                                         schema=schema_gen.outputs["schema"], module_file=preprocessing_module)
+    trainer = tfx.components.Trainer(
+        module_file=trainer_module,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        custom_config={"backbone": backbone, "strategy": strategy, "image_size": image_size, "epochs": epochs,
+                       "batch_size": batch_size})
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)).with_id("latest_blessed_model")
+    evaluator = tfx.components.Evaluator(examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+                                         baseline_model=model_resolver.outputs["model"],
+                                         eval_config=accuracy_eval_config(min_accuracy))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+                    model_resolver, evaluator, pusher],
+        enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args))

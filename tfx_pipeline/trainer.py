@@ -1,0 +1,141 @@
+"""Trainer module (``run_fn``): transfer learning on the encoded images of the Transform output.
+
+Strategies (``custom_config['strategy']``):
+  fast      the backbone is frozen; its features are computed once per image and the
+            head (Dropout 0.2 -> Dense softmax) is trained on them for up to ``epochs``
+            epochs with early stopping. Default.
+  finetune  the original recipe: the whole network is trained end to end from decoded
+            images (Adam 1e-3, batch 32, ``train_steps`` per epoch, up to ``epochs``
+            epochs, early stopping on val_accuracy with patience 3).
+Both export one SavedModel whose ``serving_default`` signature takes serialized
+tf.Examples holding ``image`` (encoded bytes) and returns ``outputs``: the softmax over
+the classes in label order.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import tensorflow as tf
+
+from tfx_pipeline import images
+from tfx_pipeline.preprocessing import IMAGE_KEY, LABEL_KEY
+
+DEFAULTS = {"backbone": "efficientnet_lite0", "strategy": "fast", "image_size": 224, "epochs": 20,
+            "batch_size": 32, "learning_rate": 1e-3, "patience": 3, "seed": 42}
+
+
+def run_fn(fn_args):
+    """TFX Trainer entry point."""
+    import tensorflow_transform as tft
+
+    from tfx_pipeline import models
+
+    config = {**DEFAULTS, **(fn_args.custom_config or {})}
+    tf.keras.utils.set_random_seed(config["seed"])
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    size, batch = config["image_size"], config["batch_size"]
+    train = _examples(fn_args.train_files, feature_spec)
+    evaluation = _examples(fn_args.eval_files, feature_spec)
+    n_classes = feature_spec[LABEL_KEY].shape[0]
+    backbone = models.feature_extractor(config["backbone"], size)
+    stats = {"backbone": config["backbone"], "strategy": config["strategy"], "image_size": size}
+    started = time.perf_counter()
+    if config["strategy"] == "fast":
+        model, history = _train_fast(backbone, train, evaluation, n_classes, config, stats)
+    elif config["strategy"] == "finetune":
+        model, history = _train_finetune(backbone, train, evaluation, n_classes, config, fn_args, stats)
+    else:
+        raise ValueError(f"unknown strategy {config['strategy']!r}; choose fast or finetune")
+    stats["train_seconds"] = round(time.perf_counter() - started, 2)
+    stats["epochs_run"] = len(history.get("loss", []))
+    stats["best_val_accuracy"] = max(history.get("val_accuracy", [0.0]))
+    _export(model, fn_args.serving_model_dir, size)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training_stats.json"), "w") as handle:
+        handle.write(json.dumps({**stats, "history": history}, indent=2))
+
+
+def _examples(file_pattern, feature_spec) -> tf.data.Dataset:
+    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
+        f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    spec = {IMAGE_KEY: feature_spec[IMAGE_KEY], LABEL_KEY: feature_spec[LABEL_KEY]}
+    return (tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
+            .map(lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def _pixels(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
+    return dataset.map(lambda ex: (images.decode_and_resize(ex[IMAGE_KEY], size), ex[LABEL_KEY]),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _head(n_features: int, n_classes: int):
+    inputs = tf.keras.Input((n_features,), name="features")
+    x = tf.keras.layers.Dropout(0.2)(inputs)
+    outputs = tf.keras.layers.Dense(n_classes, activation="softmax", name="outputs")(x)
+    return tf.keras.Model(inputs, outputs, name="head")
+
+
+def _compile(model, learning_rate: float):
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                  metrics=[tf.keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+
+def _early_stopping(patience: int):
+    return tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)
+
+
+def _features(backbone, dataset: tf.data.Dataset, size: int, batch: int):
+    """Run the frozen backbone once over ``dataset``: (features [N, F], labels [N, C])."""
+    extract = tf.function(lambda pixels: backbone(pixels, training=False))
+    xs, ys = [], []
+    for pixels, labels in _pixels(dataset, size).batch(batch).prefetch(2):
+        xs.append(extract(pixels))
+        ys.append(labels)
+    return tf.concat(xs, 0), tf.concat(ys, 0)
+
+
+def _train_fast(backbone, train, evaluation, n_classes, config, stats):
+    backbone.trainable = False
+    started = time.perf_counter()
+    x_train, y_train = _features(backbone, train, config["image_size"], 64)
+    x_eval, y_eval = _features(backbone, evaluation, config["image_size"], 64)
+    seconds = time.perf_counter() - started
+    stats.update(train_images=int(x_train.shape[0]), eval_images=int(x_eval.shape[0]),
+                 feature_seconds=round(seconds, 2),
+                 feature_images_per_second=round((x_train.shape[0] + x_eval.shape[0]) / seconds, 1))
+    head = _head(int(x_train.shape[1]), n_classes)
+    _compile(head, config["learning_rate"])
+    history = head.fit(x_train, y_train, batch_size=config["batch_size"], epochs=config["epochs"],
+                       validation_data=(x_eval, y_eval), callbacks=[_early_stopping(config["patience"])],
+                       verbose=2)
+    model = tf.keras.Model(backbone.input, head(backbone.output), name="classifier")
+    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def _train_finetune(backbone, train, evaluation, n_classes, config, fn_args, stats):
+    backbone.trainable = True
+    size, batch = config["image_size"], config["batch_size"]
+    head = _head(int(backbone.output.shape[-1]), n_classes)
+    model = tf.keras.Model(backbone.input, head(backbone.output), name="classifier")
+    _compile(model, config["learning_rate"])
+    train_ds = _pixels(train.shuffle(2048, seed=config["seed"]).repeat(), size).batch(batch).prefetch(2)
+    eval_ds = _pixels(evaluation, size).batch(batch).cache().repeat().prefetch(2)
+    started = time.perf_counter()
+    history = model.fit(train_ds, steps_per_epoch=fn_args.train_steps, epochs=config["epochs"],
+                        validation_data=eval_ds, validation_steps=fn_args.eval_steps,
+                        callbacks=[_early_stopping(config["patience"])], verbose=2)
+    images_seen = len(history.history["loss"]) * fn_args.train_steps * batch
+    stats["train_images_per_second"] = round(images_seen / (time.perf_counter() - started), 1)
+    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def _export(model, serving_model_dir: str, size: int) -> None:
+    """Save with ``serving_default``: serialized tf.Examples (only ``image`` needed) -> ``outputs``."""
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(serialized):
+        parsed = tf.io.parse_example(serialized, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+        return {"outputs": model(images.decode_batch(parsed[IMAGE_KEY], size), training=False)}
+
+    model.save(serving_model_dir, save_format="tf", signatures={"serving_default": serve})
