@@ -75,17 +75,56 @@ def datasets(source: str = typer.Argument(..., help="An ingest output folder (or
 
 
 @app.command()
+def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s) from 'hotdog datasets'."),
+          workdir: str = typer.Option(..., help="Training work folder: data root, pipeline root, registry."),
+          backend: str = typer.Option("local", help="local (airflow and vertex: later)."),
+          backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0 | efficientnet_b0 | tiny."),
+          strategy: str = typer.Option("fast", help="fast (frozen backbone, head on cached features) | finetune."),
+          image_size: Optional[int] = typer.Option(None, help="Square input size (default: the backbone's)."),
+          epochs: int = typer.Option(20, help="Maximum epochs (early stopping on val_accuracy, patience 3)."),
+          train_steps: int = typer.Option(25, help="finetune: steps per epoch."),
+          eval_steps: int = typer.Option(12, help="finetune: validation steps per epoch."),
+          min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless.")):
+    """Run the TFX pipeline; print the pushed model folder last, or exit 1 with why it was not blessed."""
+    from flows.train_flow import train as train_flow
+
+    result = _fail_cleanly(lambda: train_flow(data, workdir, backend, backbone, strategy, image_size, epochs,
+                                              train_steps, eval_steps, min_accuracy))
+    if not result["pushed_model"]:
+        typer.echo(f"not blessed: {result['reason']}", err=True)
+        raise typer.Exit(1)
+    typer.echo(result["pushed_model"])
+
+
+@app.command()
+def verdict(model: List[str] = typer.Option(..., "--model", help="Pushed model folder, optionally NAME=DIR."),
+            images: str = typer.Option(..., help="Folder of images to score (the hot dogs)."),
+            out: str = typer.Option(..., help="Where summary.json, predictions.csv, verdict.png, report.md go.")):
+    """Score the images with each model: mean probability per class with 95 % bootstrap intervals."""
+    from flows.verdict_flow import verdict as verdict_flow
+
+    models = dict(m.split("=", 1) if "=" in m else (os.path.basename(m.rstrip("/")), m) for m in model)
+    summary = _fail_cleanly(lambda: verdict_flow(models, images, out))
+    typer.echo(json.dumps({e["model"]: {c: round(e[c]["mean"], 4) for c in ("food", "sandwich", "taco")}
+                           for e in summary["models"]}))
+
+
+@app.command()
 def run(data: Optional[str] = typer.Option(None, help="Image tree (default: $HOTDOG_DATA or ../shared)."),
         workdir: Optional[str] = typer.Option(None, help="Where outputs go (default: $HOTDOG_WORKDIR or data/)."),
         review: Optional[str] = typer.Option(None, help="Review manifest JSON."),
-        workers: int = typer.Option(1, help="Beam worker processes.")):
-    """The end-to-end main job: ingest, then build every data set."""
+        images: Optional[str] = typer.Option(None, help="Images to judge (default: DATA/hot dog)."),
+        backbone: str = typer.Option("efficientnet_lite0", help="Backbone of the three models."),
+        strategy: str = typer.Option("fast", help="fast | finetune."),
+        epochs: int = typer.Option(20, help="Maximum epochs per model."),
+        workers: int = typer.Option(1, help="Beam worker processes for ingestion and data sets.")):
+    """The end-to-end main job: ingest, data sets, three models by continuous training, verdict report."""
     from flows.run_flow import hotdog_run
     from tasks import settings
 
     def main():
         return hotdog_run(data or settings.default_source(), workdir or settings.default_workdir(), review,
-                          workers=workers)
+                          images, backbone, strategy, epochs, workers=workers)
 
     result = _fail_cleanly(main)
     typer.echo(json.dumps(result, indent=2))

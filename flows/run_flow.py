@@ -1,7 +1,8 @@
 """Prefect flow ``hotdog-run``: the end-to-end main job behind ``make run``.
 
-Today it ingests the images and builds the data sets; training and the verdict join
-it when the TFX pipeline lands (issue 3).
+ingest -> data sets -> train baseline -> verdict -> add taco_bias (continuous training)
+-> train -> verdict -> add sandwich_bias -> train -> verdict -> final report comparing the
+three models with the original project's numbers.
 """
 from __future__ import annotations
 
@@ -9,18 +10,45 @@ from prefect import flow, get_run_logger
 
 from flows.datasets_flow import build_datasets
 from flows.ingest_flow import ingest_images
+from flows.train_flow import train
+from flows.verdict_flow import verdict
 from tasks import fs
+
+STEPS = ("baseline", "taco_bias", "sandwich_bias")
 
 
 @flow(name="hotdog-run")
-def hotdog_run(source: str, workdir: str, review: str | None = None, runner: str = "direct",
-               workers: int = 1) -> dict:
-    """Ingest ``source`` into ``workdir``/intermediary, build every data set into ``workdir``/processed."""
+def hotdog_run(source: str, workdir: str, review: str | None = None, images: str | None = None,
+               backbone: str = "efficientnet_lite0", strategy: str = "fast", epochs: int = 20,
+               image_size: int | None = None, min_accuracy: float = 0.55, workers: int = 1) -> dict:
+    """Run the whole demo on ``source``; outputs under ``workdir`` (intermediary/, processed/,
+    training/, verdict/). The hot dogs default to ``source``/hot dog.
+
+    training/ starts empty on every run, so the three models retrace the original's
+    continuous training: baseline, then + taco_bias, then + sandwich_bias.
+    """
     logger = get_run_logger()
     ingested, processed = fs.join(workdir, "intermediary"), fs.join(workdir, "processed")
-    summary = ingest_images(source, ingested, review=review, runner=runner, workers=workers)
-    cards = build_datasets(ingested, processed, runner=runner, workers=workers)
-    for name, card in cards.items():
-        logger.info("data set %s: %d examples -> %s", name, card["examples"], fs.join(processed, name))
+    training_dir, verdicts = fs.join(workdir, "training"), fs.join(workdir, "verdict")
+    summary = ingest_images(source, ingested, review=review, workers=workers)
+    cards = build_datasets(ingested, processed, workers=workers)
+    images = images or fs.join(source, "hot dog")
+    fs.remove(training_dir, recursive=True)
+    models, outcomes = {}, {}
+    for step in STEPS:
+        result = train([fs.join(processed, step)], training_dir, backbone=backbone, strategy=strategy,
+                       epochs=epochs, image_size=image_size, min_accuracy=min_accuracy)
+        outcomes[step] = {k: result[k] for k in ("pushed_model", "reason", "metrics")}
+        if result["pushed_model"]:
+            models[step] = result["pushed_model"]
+            verdict({step: result["pushed_model"]}, images, fs.join(verdicts, step))
+        else:
+            logger.warning("%s: no new model (%s); it is left out of the report", step, result["reason"])
+    final = verdict(models, images, fs.join(verdicts, "final")) if models else None
+    if final:
+        logger.info("final report: %s", fs.join(verdicts, "final", "report.md"))
     return {"ingested": ingested, "processed": processed, "totals": summary["totals"],
-            "datasets": {name: card["examples"] for name, card in cards.items()}}
+            "datasets": {name: card["examples"] for name, card in cards.items()}, "training": outcomes,
+            "verdict": {e["model"]: {c: round(e[c]["mean"], 4) for c in ("food", "sandwich", "taco")}
+                        for e in (final or {"models": []})["models"]},
+            "report": fs.join(verdicts, "final", "report.md") if final else None}

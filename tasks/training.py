@@ -103,7 +103,51 @@ def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: 
     from tfx_pipeline.backends import local
 
     local.run(pipeline_kwargs(workdir, settings))
-    return outcome(workdir)
+    result = outcome(workdir)
+    result["lineage"] = lineage(workdir, names, settings, result)
+    if result["pushed_model"]:
+        fs.write_bytes_atomic(result["pushed_model"].rstrip("/") + ".lineage.json",
+                              (json.dumps(result["lineage"], indent=2) + "\n").encode())
+    return result
+
+
+def lineage(workdir: str, data_sets: list[str], settings: TrainSettings, result: dict) -> dict:
+    """What produced the latest model, from ML Metadata: data, its fingerprint, parameters, code."""
+    from ml_metadata.metadata_store import metadata_store
+
+    from tfx_pipeline.backends import local
+
+    store = metadata_store.MetadataStore(_sqlite_config(local.metadata_path(paths(workdir)["pipeline_root"])))
+    example_gen = _latest_execution(store, "ImportExampleGen")
+    trainer = _latest_execution(store, "Trainer")
+    return {
+        "data_sets": sorted(set(os.listdir(paths(workdir)["data_root"]))),
+        "requested_data_sets": data_sets,
+        "examples_fingerprint": _prop(example_gen, "input_fingerprint") if example_gen else None,
+        "parameters": json.loads(_prop(trainer, "custom_config") or "{}") if trainer else dataclasses.asdict(settings),
+        "trainer_execution_id": trainer.id if trainer else None,
+        "model_uri": result["model_uri"],
+        "accuracy": result["metrics"].get("categorical_accuracy"),
+        "code_version": code_version(),
+    }
+
+
+def code_version() -> str:
+    """``git describe`` of the project checkout, or 'unknown' outside a git checkout."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        return subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _latest_execution(store, component: str):
+    executions = [e for e in store.get_executions()
+                  if store.get_execution_types_by_id([e.type_id])[0].name.endswith("." + component)]
+    return max(executions, key=lambda e: e.id) if executions else None
 
 
 def outcome(workdir: str) -> dict:

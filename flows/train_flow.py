@@ -1,0 +1,45 @@
+"""Prefect flow ``train``: run the TFX pipeline on a backend and report the model it pushed."""
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.common import forward_task_logs
+from tasks import training
+
+
+@task(name="tfx-pipeline")
+def pipeline_run(data: list[str], workdir: str, settings: training.TrainSettings, backend: str) -> dict:
+    with forward_task_logs():
+        return training.train(data, workdir, settings, backend)
+
+
+@flow(name="train")
+def train(data: list[str], workdir: str, backend: str = "local", backbone: str = "efficientnet_lite0",
+          strategy: str = "fast", image_size: int | None = None, epochs: int = 20, train_steps: int = 25,
+          eval_steps: int = 12, min_accuracy: float = 0.55) -> dict:
+    """Train on the data set folders ``data`` (added to the work folder's data root).
+
+    Returns the outcome: ``pushed_model`` (the new registry version) when the Evaluator
+    blessed the model, else ``reason`` (metric, value, threshold).
+    """
+    settings = training.TrainSettings(backbone, strategy, image_size, epochs, train_steps, eval_steps, min_accuracy)
+    settings.validate()
+    result = pipeline_run(data, workdir, settings, backend)
+    logger = get_run_logger()
+    if result["pushed_model"]:
+        logger.info("model blessed and pushed to %s (accuracy %.3f)", result["pushed_model"],
+                    result["metrics"].get("categorical_accuracy", float("nan")))
+    else:
+        logger.warning("model not blessed: %s", result["reason"])
+    create_markdown_artifact(key="train-outcome", markdown=_outcome_markdown(result))
+    return result
+
+
+def _outcome_markdown(result: dict) -> str:
+    status = f"pushed to `{result['pushed_model']}`" if result["pushed_model"] else f"**not blessed**: {result['reason']}"
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+    lineage = result.get("lineage", {})
+    return (f"# Training outcome\n\nModel `{result['model_uri']}` {status}.\n\nEvaluation: {metrics}.\n\n"
+            f"Data sets: {', '.join(lineage.get('data_sets', []))}; parameters {lineage.get('parameters')}; "
+            f"code {lineage.get('code_version')}.\n")
