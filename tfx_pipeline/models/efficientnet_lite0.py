@@ -30,7 +30,7 @@ def _keras():
 def cache_path() -> str:
     root = os.environ.get("HOTDOG_MODEL_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "hotdog-flows",
                                                              "models"))
-    return os.path.join(root, "efficientnet_lite0_imagenet.weights.h5")
+    return os.path.join(root, "efficientnet_lite0_imagenet.h5")
 
 
 def build(include_top: bool = False, image_size: int = IMAGE_SIZE, name: str = "efficientnet_lite0"):
@@ -118,7 +118,7 @@ def imagenet_classifier(image_size: int = IMAGE_SIZE):
     if used != expected:
         raise RuntimeError(f"Lite0 conversion used {used} of {expected} tensors: the architecture does not match")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.h5"
+    tmp = f"{path[:-3]}.tmp-{os.getpid()}.h5"
     model.save_weights(tmp)
     os.replace(tmp, path)
     return model
