@@ -84,12 +84,14 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
           epochs: int = typer.Option(20, help="Maximum epochs (early stopping on val_accuracy, patience 3)."),
           train_steps: int = typer.Option(25, help="finetune: steps per epoch."),
           eval_steps: int = typer.Option(12, help="finetune: validation steps per epoch."),
-          min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless.")):
+          min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless."),
+          max_regression: float = typer.Option(0.0, help="Evaluator: allowed accuracy drop vs the latest "
+                                                          "blessed model (0 = none, as the original).")):
     """Run the TFX pipeline; print the pushed model folder last, or exit 1 with why it was not blessed."""
     from flows.train_flow import train as train_flow
 
     result = _fail_cleanly(lambda: train_flow(data, workdir, backend, backbone, strategy, image_size, epochs,
-                                              train_steps, eval_steps, min_accuracy))
+                                              train_steps, eval_steps, min_accuracy, max_regression))
     if not result["pushed_model"]:
         typer.echo(f"not blessed: {result['reason']}", err=True)
         raise typer.Exit(1)

@@ -17,13 +17,14 @@ def pipeline_run(data: list[str], workdir: str, settings: training.TrainSettings
 @flow(name="train")
 def train(data: list[str], workdir: str, backend: str = "local", backbone: str = "efficientnet_lite0",
           strategy: str = "fast", image_size: int | None = None, epochs: int = 20, train_steps: int = 25,
-          eval_steps: int = 12, min_accuracy: float = 0.55) -> dict:
+          eval_steps: int = 12, min_accuracy: float = 0.55, max_regression: float = 0.0) -> dict:
     """Train on the data set folders ``data`` (added to the work folder's data root).
 
     Returns the outcome: ``pushed_model`` (the new registry version) when the Evaluator
     blessed the model, else ``reason`` (metric, value, threshold).
     """
-    settings = training.TrainSettings(backbone, strategy, image_size, epochs, train_steps, eval_steps, min_accuracy)
+    settings = training.TrainSettings(backbone, strategy, image_size, epochs, train_steps, eval_steps, min_accuracy,
+                                      max_regression)
     settings.validate()
     result = pipeline_run(data, workdir, settings, backend)
     logger = get_run_logger()

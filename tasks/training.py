@@ -34,6 +34,7 @@ class TrainSettings:
     train_steps: int = 25
     eval_steps: int = 12
     min_accuracy: float = 0.55
+    max_regression: float = 0.0
 
     def validate(self) -> None:
         from tfx_pipeline.models import BACKBONES
@@ -44,6 +45,8 @@ class TrainSettings:
             raise HotdogInputError(f"--strategy {self.strategy!r} is not known; choose one of {', '.join(STRATEGIES)}")
         if not 0 <= self.min_accuracy <= 1:
             raise HotdogInputError(f"--min-accuracy must be within [0, 1], got {self.min_accuracy}")
+        if not 0 <= self.max_regression <= 1:
+            raise HotdogInputError(f"--max-regression must be within [0, 1], got {self.max_regression}")
 
 
 def paths(workdir: str) -> dict[str, str]:
@@ -86,7 +89,7 @@ def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = 
                 serving_model_dir=p["registry"], backbone=settings.backbone, strategy=settings.strategy,
                 image_size=settings.image_size or DEFAULT_IMAGE_SIZE[settings.backbone], epochs=settings.epochs,
                 train_steps=settings.train_steps, eval_steps=settings.eval_steps,
-                min_accuracy=settings.min_accuracy, beam_pipeline_args=runners.direct_args())
+                min_accuracy=settings.min_accuracy, max_regression=settings.max_regression, beam_pipeline_args=runners.direct_args())
 
 
 def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: str = "local") -> dict:
@@ -166,10 +169,9 @@ def outcome(workdir: str) -> dict:
               "pushed_model": None, "reason": None, "metrics": {}}
     if evaluation is not None:
         validation = tfma.load_validation_result(evaluation.uri)
-        for failure in validation.metric_validations_per_slice:
-            for f in failure.failures:
-                result["reason"] = (f"{f.metric_key.name}: {f.metric_value.double_value.value:.4f} fails "
-                                    f"{_threshold_text(f.metric_threshold)}")
+        reasons = [_failure_text(f) for per_slice in validation.metric_validations_per_slice
+                   for f in per_slice.failures]
+        result["reason"] = "; ".join(reasons) or None
         result["metrics"] = _metrics(evaluation.uri)
     if result["blessed"] and pushed is not None and _prop(pushed, "pushed") == 1:
         result["pushed_model"] = _prop(pushed, "pushed_destination")
@@ -199,14 +201,15 @@ def _prop(artifact, name: str):
     return value.string_value or value.int_value
 
 
-def _threshold_text(threshold) -> str:
-    parts = []
-    if threshold.HasField("value_threshold"):
-        lower = threshold.value_threshold.lower_bound.value
-        parts.append(f"the minimum {lower:g}")
-    if threshold.HasField("change_threshold"):
-        parts.append("no regression against the latest blessed model")
-    return " and ".join(parts) or str(threshold)
+def _failure_text(failure) -> str:
+    """One failed TFMA check as a sentence: metric, value, threshold."""
+    name, value = failure.metric_key.name, failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    if failure.metric_key.is_diff:
+        allowed = -threshold.change_threshold.absolute.value
+        return (f"{name} is {-value:.4f} below the latest blessed model's "
+                f"(allowed regression: {allowed if allowed > 1e-9 else 0:g})")
+    return f"{name} {value:.4f} is below the minimum {threshold.value_threshold.lower_bound.value:g}"
 
 
 def _metrics(evaluation_uri: str) -> dict:

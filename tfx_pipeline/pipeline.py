@@ -20,14 +20,15 @@ TRAINER_MODULE = os.path.join(HERE, "trainer.py")
 DATA_PATTERN = "*/*.tfrecord*"
 
 
-def accuracy_eval_config(min_accuracy: float = 0.55, label_key: str = "label"):
-    """TFMA config: CategoricalAccuracy >= ``min_accuracy`` and no regression vs the baseline."""
+def accuracy_eval_config(min_accuracy: float = 0.55, max_regression: float = 0.0, label_key: str = "label"):
+    """TFMA config: CategoricalAccuracy >= ``min_accuracy`` and at most ``max_regression`` below the
+    latest blessed model (0 = the original's "no regression", -1e-10)."""
     import tensorflow_model_analysis as tfma
 
     threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
         change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                                     absolute={"value": -1e-10}))
+                                                     absolute={"value": -max(max_regression, 1e-10)}))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=label_key,
                                     preprocessing_function_names=[])],
@@ -41,6 +42,7 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
                     beam_pipeline_args: list[str], backbone: str = "efficientnet_lite0", strategy: str = "fast", image_size: int = 224,
                     epochs: int = 20, train_steps: int = 25, eval_steps: int = 12, batch_size: int = 32,
                     train_buckets: int = 2, eval_buckets: int = 1, min_accuracy: float = 0.55,
+                    max_regression: float = 0.0,
                     metadata_connection_config=None,
                     enable_cache: bool = True, preprocessing_module: str = PREPROCESSING_MODULE,
                     trainer_module: str = TRAINER_MODULE) -> tfx.dsl.Pipeline:
@@ -74,7 +76,7 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)).with_id("latest_blessed_model")
     evaluator = tfx.components.Evaluator(examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
                                          baseline_model=model_resolver.outputs["model"],
-                                         eval_config=accuracy_eval_config(min_accuracy))
+                                         eval_config=accuracy_eval_config(min_accuracy, max_regression))
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(

@@ -1,0 +1,141 @@
+"""The TFX pipeline on the local backend, through the Prefect flows, on a small real subset
+with the ``tiny`` backbone (plumbing, not accuracy)."""
+import json
+import os
+
+import pytest
+import tensorflow as tf
+
+from flows.train_flow import train
+from flows.verdict_flow import verdict
+from tasks import datasets, dataset_config, ingest, training
+from tasks.errors import HotdogInputError
+
+pytestmark = pytest.mark.slow
+TINY = dict(backbone="tiny", image_size=32, epochs=2, train_steps=3, eval_steps=2)
+COMPONENTS = ("ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
+              "Resolver", "Evaluator", "Pusher")
+
+
+@pytest.fixture(scope="module")
+def small_sets(shared_images, tmp_path_factory):
+    """baseline and taco_bias data sets from 30 images per category of the real data."""
+    root = tmp_path_factory.mktemp("small")
+    ingest.run_ingest(shared_images, str(root / "ingested"), max_per_category=30)
+    specs = dataset_config.select(dataset_config.load_config(), ["baseline", "taco_bias"])
+    datasets.build_from_ingested(str(root / "ingested"), specs, str(root / "sets"))
+    return {name: str(root / "sets" / name) for name in ("baseline", "taco_bias")}
+
+
+def executions(workdir):
+    from ml_metadata.metadata_store import metadata_store
+
+    from tfx_pipeline.backends import local
+
+    store = metadata_store.MetadataStore(training._sqlite_config(
+        local.metadata_path(training.paths(workdir)["pipeline_root"])))
+    return [(store.get_execution_types_by_id([e.type_id])[0].name.rsplit(".", 1)[-1], e.last_known_state)
+            for e in sorted(store.get_executions(), key=lambda e: e.id)]
+
+
+@pytest.fixture(scope="module")
+def trained(small_sets, tmp_path_factory, prefect_server):
+    workdir = str(tmp_path_factory.mktemp("training"))
+    result = train([small_sets["baseline"]], workdir, min_accuracy=0.0, **TINY)
+    return workdir, result
+
+
+def test_every_component_ran_and_the_model_was_pushed(trained):
+    workdir, result = trained
+    assert result["blessed"] and result["pushed_model"].startswith(os.path.join(workdir, "registry"))
+    ran = executions(workdir)
+    assert {name for name, _ in ran} == set(COMPONENTS)
+    assert all(state == 3 for _, state in ran)  # COMPLETE
+    assert result["metrics"]["example_count"] > 0
+    lineage = json.loads(open(result["pushed_model"] + ".lineage.json").read())
+    assert lineage["data_sets"] == ["baseline"] and lineage["parameters"]["backbone"] == "tiny"
+    assert lineage["examples_fingerprint"]
+
+
+def test_serving_signature_scores_raw_jpeg_and_png(trained, shared_images):
+    _, result = trained
+    predict = tf.saved_model.load(result["pushed_model"]).signatures["serving_default"]
+    files = [os.path.join(shared_images, "hot dog", sorted(os.listdir(os.path.join(shared_images, "hot dog")))[0]),
+             os.path.join(shared_images, "submarine sandwich", "submarine sandwich_pg_0_pos_48.png")]
+    for path in files:
+        example = tf.train.Example(features=tf.train.Features(feature={"image": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[open(path, "rb").read()]))}))
+        outputs = predict(tf.constant([example.SerializeToString()]))["outputs"].numpy()
+        assert outputs.shape == (1, 3)
+        assert abs(float(outputs.sum()) - 1.0) < 1e-5 and (outputs >= 0).all()
+
+
+def test_rerun_without_changes_executes_nothing(trained, small_sets):
+    """The first re-run re-evaluates once (the Evaluator now has a blessed baseline to compare
+    with); from then on a run with nothing new is served entirely from the cache."""
+    workdir, first = trained
+    before = len(executions(workdir))
+    second_result = train([small_sets["baseline"]], workdir, min_accuracy=0.0, **TINY)
+    second = executions(workdir)[before:]
+    assert all(state == 5 for name, state in second if name not in ("Resolver", "Evaluator", "Pusher")), second
+    before = len(executions(workdir))
+    again = train([small_sets["baseline"]], workdir, min_accuracy=0.0, **TINY)
+    third = executions(workdir)[before:]
+    assert third and all(state == 5 for name, state in third if name != "Resolver"), third  # CACHED
+    assert again["model_uri"] == second_result["model_uri"] == first["model_uri"]  # never retrained
+    assert again["pushed_model"] == second_result["pushed_model"]
+
+
+def test_new_tfrecord_file_trains_a_new_model_version(trained, small_sets):
+    workdir, first = trained
+
+    def versions():
+        return {v for v in os.listdir(training.paths(workdir)["registry"]) if v.isdigit()}
+
+    before = versions()
+    result = train([small_sets["taco_bias"]], workdir, min_accuracy=0.0, max_regression=1.0, **TINY)
+    assert result["model_uri"] != first["model_uri"]  # retrained
+    assert versions() - before == {os.path.basename(result["pushed_model"])}
+    assert sorted(os.listdir(training.paths(workdir)["data_root"])) == ["baseline", "taco_bias"]
+    assert json.loads(open(result["pushed_model"] + ".lineage.json").read())["data_sets"] == ["baseline", "taco_bias"]
+
+
+def test_unblessed_model_says_why(small_sets, tmp_path, prefect_server):
+    result = train([small_sets["baseline"]], str(tmp_path), min_accuracy=1.0, **TINY)
+    assert not result["blessed"] and result["pushed_model"] is None
+    assert "categorical_accuracy" in result["reason"] and "below the minimum 1" in result["reason"]
+
+
+def test_verdict_report(trained, shared_images, tmp_path):
+    _, result = trained
+    images = tmp_path / "hot dogs"
+    images.mkdir()
+    for name in sorted(os.listdir(os.path.join(shared_images, "hot dog")))[:20]:
+        (images / name).write_bytes(open(os.path.join(shared_images, "hot dog", name), "rb").read())
+    (images / "broken.jpeg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    summary = verdict({"tiny": result["pushed_model"]}, str(images), str(tmp_path / "out"))
+    entry = summary["models"][0]
+    assert summary["images"] == 20 and summary["skipped"] == [{"path": "broken.jpeg", "reason": "truncated"}]
+    assert abs(sum(entry[c]["mean"] for c in ("food", "sandwich", "taco")) - 1) < 1e-4
+    for c in ("food", "sandwich", "taco"):
+        low, high = entry[c]["ci95"]
+        assert low <= entry[c]["mean"] <= high
+    assert sorted(os.listdir(tmp_path / "out")) == ["predictions.csv", "report.md", "summary.json", "verdict.png"]
+    assert (tmp_path / "out" / "verdict.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((tmp_path / "out" / "predictions.csv").read_text().splitlines()) == 21
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backend": "kubeflow"}, "--backend 'kubeflow' is not known"),
+    ({"backbone": "resnet"}, "--backbone 'resnet' is not known"),
+    ({"strategy": "slow"}, "--strategy 'slow' is not known"),
+])
+def test_bad_training_options(small_sets, tmp_path, kwargs, message):
+    settings = training.TrainSettings(**{k: v for k, v in kwargs.items() if k != "backend"})
+    with pytest.raises(HotdogInputError, match=message):
+        training.train([small_sets["baseline"]], str(tmp_path), settings, kwargs.get("backend", "local"))
+
+
+def test_data_folder_without_card(tmp_path):
+    with pytest.raises(HotdogInputError, match="is not a data set folder"):
+        training.train([str(tmp_path)], str(tmp_path / "w"), training.TrainSettings())
