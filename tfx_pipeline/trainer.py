@@ -66,8 +66,15 @@ def _examples(file_pattern, feature_spec) -> tf.data.Dataset:
 
 
 def _pixels(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
-    return dataset.map(lambda ex: (images.decode_and_resize(ex[IMAGE_KEY], size), ex[LABEL_KEY]),
-                       num_parallel_calls=tf.data.AUTOTUNE)
+    """(pixels, label): encoded images are decoded here; already-decoded float images (the
+    original Transform's output) are only brought to ``size``."""
+    def to_pixels(example):
+        image = example[IMAGE_KEY]
+        if image.dtype == tf.string:
+            return images.decode_and_resize(image, size), example[LABEL_KEY]
+        return tf.image.resize_with_crop_or_pad(image, size, size), example[LABEL_KEY]
+
+    return dataset.map(to_pixels, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _head(n_features: int, n_classes: int):
