@@ -39,3 +39,12 @@ def test_tiny_backbone_gives_a_feature_vector():
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
         models.feature_extractor("resnet", 32)
+
+
+def test_efficientnet_b0_loads_a_local_weights_file_offline(tmp_path, monkeypatch):
+    weights = str(tmp_path / "b0_notop.h5")
+    tf.keras.applications.EfficientNetB0(include_top=False, weights=None, pooling="avg",
+                                         input_shape=(64, 64, 3)).save_weights(weights)
+    monkeypatch.setenv("HOTDOG_B0_WEIGHTS", weights)
+    model = models.feature_extractor("efficientnet_b0", 64)
+    assert model(tf.zeros((1, 64, 64, 3))).shape == (1, 1280)
