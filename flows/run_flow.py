@@ -13,6 +13,7 @@ from flows.ingest_flow import ingest_images
 from flows.train_flow import train
 from flows.verdict_flow import verdict
 from tasks import fs
+from tasks.errors import HotdogInputError
 
 STEPS = ("baseline", "taco_bias", "sandwich_bias")
 
@@ -35,9 +36,11 @@ def hotdog_run(source: str, workdir: str, review: str | None = None, images: str
     logger = get_run_logger()
     ingested, processed = fs.join(workdir, "intermediary"), fs.join(workdir, "processed")
     training_dir, verdicts = fs.join(workdir, "training"), fs.join(workdir, "verdict")
+    images = images or fs.join(source, "hot dog")
+    if not fs.exists(images):
+        raise HotdogInputError(f"no images to judge: {images} does not exist (pass --images DIR)")
     summary = ingest_images(source, ingested, review=review, workers=workers)
     cards = build_datasets(ingested, processed, workers=workers)
-    images = images or fs.join(source, "hot dog")
     fs.remove(training_dir, recursive=True)
     models, outcomes = {}, {}
     for step in STEPS:

@@ -1,5 +1,6 @@
 """Flows and CLI through a real Prefect server: artifacts, bad options, the end-to-end job."""
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -38,16 +39,36 @@ def test_unknown_runner_fails_before_any_work(tree, tmp_path, prefect_server):
     assert not (tmp_path / "out").exists()
 
 
-def test_end_to_end_job_builds_every_data_set(tmp_path, prefect_server):
+CATEGORIES = ["food", "sandwich", "taco", "open face sandwich", "hard taco", "submarine sandwich", "flat taco",
+              "hot dog"]
+
+
+def photo_tree(root, per_category=6):
     from tests.conftest import image_bytes, write_tree
 
-    categories = ["food", "sandwich", "taco", "open face sandwich", "hard taco", "submarine sandwich", "flat taco"]
-    files = {f"{c}/{i}.jpeg": image_bytes(color=(k * 30, i * 40, 5)) for k, c in enumerate(categories)
-             for i in range(3)}
-    source = write_tree(tmp_path / "photos", files)
-    result = hotdog_run(source, str(tmp_path / "work"))
-    assert result["datasets"] == {"baseline": 9, "taco_bias": 9, "sandwich_bias": 9}
-    assert (tmp_path / "work" / "processed" / "baseline" / "dataset.json").exists()
+    files = {f"{c}/{i}.jpeg": image_bytes(color=(k * 30, i * 40, 5)) for k, c in enumerate(CATEGORIES)
+             for i in range(per_category)}
+    return write_tree(root, files)
+
+
+def test_end_to_end_job_trains_three_models_and_reports(tmp_path, prefect_server):
+    source = photo_tree(tmp_path / "photos")
+    result = hotdog_run(source, str(tmp_path / "work"), backbone="tiny", image_size=32, epochs=2,
+                        min_accuracy=0.0, max_regression=1.0)
+    assert result["datasets"] == {"baseline": 18, "taco_bias": 18, "sandwich_bias": 18}
+    assert all(outcome["pushed_model"] for outcome in result["training"].values())
+    assert list(result["verdict"]) == ["baseline", "taco_bias", "sandwich_bias"]
+    report = (tmp_path / "work" / "verdict" / "final" / "report.md").read_text()
+    assert "| taco_bias |" in report and "13.8% / 11.3% / 74.9%" in report
+    data_root = tmp_path / "work" / "training" / "data_root"
+    assert sorted(os.listdir(data_root)) == ["baseline", "sandwich_bias", "taco_bias"]
+
+
+def test_end_to_end_job_checks_the_images_to_judge_first(tmp_path, prefect_server):
+    source = photo_tree(tmp_path / "photos", per_category=1)
+    with pytest.raises(HotdogInputError, match="no images to judge: .*nowhere"):
+        hotdog_run(source, str(tmp_path / "work"), images=str(tmp_path / "nowhere"))
+    assert not (tmp_path / "work").exists()
 
 
 def test_cli_ingest_and_datasets(tree, tmp_path, prefect_server):
