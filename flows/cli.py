@@ -132,6 +132,46 @@ def run(data: Optional[str] = typer.Option(None, help="Image tree (default: $HOT
     typer.echo(json.dumps(result, indent=2))
 
 
+@app.command()
+def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker state (default: WORKDIR/prefect)."),
+          port: int = typer.Option(4200, help="Port of the Prefect server on 127.0.0.1."),
+          data: Optional[str] = typer.Option(None, help="Image tree for the 'manual' deployment."),
+          workdir: Optional[str] = typer.Option(None, help="Work folder (default: $HOTDOG_WORKDIR or data/)."),
+          images: Optional[str] = typer.Option(None, help="Images to judge (default: DATA/hot dog)."),
+          bucket: str = typer.Option("hotdog-uploads", help="Bucket whose uploads trigger retrain-on-upload."),
+          backbone: str = typer.Option("efficientnet_lite0", help="Backbone of nightly/upload retraining."),
+          epochs: int = typer.Option(20, help="Maximum epochs of nightly/upload retraining."),
+          min_accuracy: float = typer.Option(0.55, help="Evaluator minimum for nightly/upload retraining."),
+          max_regression: float = typer.Option(0.0, help="Allowed regression for nightly/upload retraining.")):
+    """Start a local Prefect server, work pool + queue, the deployments and a worker."""
+    from flows import serve as stack
+    from tasks import settings
+
+    def main():
+        root = workdir or settings.default_workdir()
+        source = data or settings.default_source()
+        return stack.start(state_dir or os.path.join(root, "prefect"), port, {
+            "HOTDOG_DATA": source, "HOTDOG_WORKDIR": root, "HOTDOG_TRAINING_DIR": os.path.join(root, "training"),
+            "HOTDOG_IMAGES": images or os.path.join(source, "hot dog"), "HOTDOG_BUCKET": bucket,
+            "HOTDOG_BACKBONE": backbone, "HOTDOG_EPOCHS": str(epochs), "HOTDOG_MIN_ACCURACY": str(min_accuracy),
+            "HOTDOG_MAX_REGRESSION": str(max_regression)})
+
+    url = _fail_cleanly(main)
+    typer.echo(f"Prefect API at {url} (UI: {url[:-4]}); worker on pool 'hotdog'. Then:\n"
+               f"  export PREFECT_API_URL={url}\n  prefect deployment run 'hotdog-run/manual'")
+
+
+@app.command()
+def stop(state_dir: Optional[str] = typer.Option(None, help="As given to 'hotdog serve'."),
+         workdir: Optional[str] = typer.Option(None, help="Work folder (default: $HOTDOG_WORKDIR or data/).")):
+    """Stop the worker, then the server, started by 'hotdog serve'."""
+    from flows import serve as stack
+    from tasks import settings
+
+    stopped = stack.stop(state_dir or os.path.join(workdir or settings.default_workdir(), "prefect"))
+    typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
 def main() -> None:
     app(prog_name="hotdog")
 

@@ -18,7 +18,8 @@ def pipeline_run(data: list[str], workdir: str, settings: training.TrainSettings
 def train(data: list[str], workdir: str, backend: str = "local", backbone: str = "efficientnet_lite0",
           strategy: str = "fast", image_size: int | None = None, epochs: int = 20, train_steps: int = 25,
           eval_steps: int = 12, min_accuracy: float = 0.55, max_regression: float = 0.0) -> dict:
-    """Train on the data set folders ``data`` (added to the work folder's data root).
+    """Train on the data set folders ``data`` added to the work folder's data root (an empty
+    list retrains on the data root as it is: the nightly deployment).
 
     Returns the outcome: ``pushed_model`` (the new registry version) when the Evaluator
     blessed the model, else ``reason`` (metric, value, threshold).

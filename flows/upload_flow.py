@@ -1,0 +1,37 @@
+"""Prefect flow ``retrain-on-upload``: a TFRecord landed in the bucket; add it, retrain, judge."""
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.common import forward_task_logs
+from flows.train_flow import train
+from flows.verdict_flow import verdict
+from tasks import fs, training
+
+
+@task(name="stage-upload", retries=2, retry_delay_seconds=5)
+def stage(object_uri: str, workdir: str) -> str:
+    with forward_task_logs():
+        return training.stage_upload(object_uri, training.paths(workdir)["data_root"])
+
+
+@flow(name="retrain-on-upload")
+def retrain_on_upload(object_uri: str, workdir: str, images: str, generation: str | None = None,
+                      event_id: str | None = None, backend: str = "local", backbone: str = "efficientnet_lite0",
+                      strategy: str = "fast", epochs: int = 20, image_size: int | None = None,
+                      min_accuracy: float = 0.55, max_regression: float = 0.0) -> dict:
+    """Copy ``object_uri`` into the data root (continuous training), retrain, score ``images``."""
+    logger = get_run_logger()
+    logger.info("upload %s (generation %s, event %s)", object_uri, generation, event_id)
+    stage(object_uri, workdir)
+    result = train([], workdir, backend, backbone, strategy, image_size, epochs, min_accuracy=min_accuracy,
+                   max_regression=max_regression)
+    if not result["pushed_model"]:
+        create_markdown_artifact(key="retrain-on-upload", markdown=f"Upload `{object_uri}`: no new model "
+                                                                   f"({result['reason']}).\n")
+        return result
+    name = fs.join(workdir, "verdict", result["pushed_model"].rstrip("/").rsplit("/", 1)[-1])
+    summary = verdict({"latest": result["pushed_model"]}, images, name)
+    result["verdict"] = {c: summary["models"][0][c]["mean"] for c in ("food", "sandwich", "taco")}
+    return result
