@@ -52,6 +52,16 @@ def small_tree(root, per_category: int = 4) -> str:
     return write_tree(root, files)
 
 
+def small_datasets(shared_images: str, root, per_category: int, names: list[str]) -> dict[str, str]:
+    """Data sets ``names`` built from the first ``per_category`` images of each shared category."""
+    from tasks import dataset_config, datasets, ingest
+
+    ingest.run_ingest(shared_images, str(root / "ingested"), max_per_category=per_category)
+    specs = dataset_config.select(dataset_config.load_config(), names)
+    datasets.build_from_ingested(str(root / "ingested"), specs, str(root / "sets"))
+    return {name: str(root / "sets" / name) for name in names}
+
+
 @pytest.fixture
 def tree(tmp_path):
     return small_tree(tmp_path / "images")

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.serve import api_url
-from tasks import dataset_config, datasets, ingest, training
+from tasks import training
+from tests.conftest import small_datasets
 
 pytestmark = pytest.mark.slow
 BUCKET = "test-uploads"
@@ -30,9 +31,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def stack(shared_images, tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
-    ingest.run_ingest(shared_images, str(root / "ingested"), max_per_category=20)
-    specs = dataset_config.select(dataset_config.load_config(), ["baseline", "taco_bias"])
-    datasets.build_from_ingested(str(root / "ingested"), specs, str(root / "sets"))
+    small_datasets(shared_images, root, 20, ["baseline", "taco_bias"])
     training.stage_data([str(root / "sets" / "baseline")], training.paths(str(root / "training"))["data_root"])
     hot_dogs = root / "hot dogs"
     hot_dogs.mkdir()

@@ -8,8 +8,9 @@ import tensorflow as tf
 
 from flows.train_flow import train
 from flows.verdict_flow import verdict
-from tasks import datasets, dataset_config, ingest, training
+from tasks import training
 from tasks.errors import HotdogInputError
+from tests.conftest import small_datasets
 
 pytestmark = pytest.mark.slow
 TINY = dict(backbone="tiny", image_size=32, epochs=2, train_steps=3, eval_steps=2)
@@ -20,11 +21,7 @@ COMPONENTS = ("ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidato
 @pytest.fixture(scope="module")
 def small_sets(shared_images, tmp_path_factory):
     """baseline and taco_bias data sets from 30 images per category of the real data."""
-    root = tmp_path_factory.mktemp("small")
-    ingest.run_ingest(shared_images, str(root / "ingested"), max_per_category=30)
-    specs = dataset_config.select(dataset_config.load_config(), ["baseline", "taco_bias"])
-    datasets.build_from_ingested(str(root / "ingested"), specs, str(root / "sets"))
-    return {name: str(root / "sets" / name) for name in ("baseline", "taco_bias")}
+    return small_datasets(shared_images, tmp_path_factory.mktemp("small"), 30, ["baseline", "taco_bias"])
 
 
 def executions(workdir):
