@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 
 from tasks import fs, runners
 from tasks.errors import HotdogInputError

@@ -36,7 +36,7 @@ def run_fn(fn_args):
     tf.keras.utils.set_random_seed(config["seed"])
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_spec = tf_transform_output.transformed_feature_spec()
-    size, batch = config["image_size"], config["batch_size"]
+    size = config["image_size"]
     train = _examples(fn_args.train_files, feature_spec)
     evaluation = _examples(fn_args.eval_files, feature_spec)
     n_classes = feature_spec[LABEL_KEY].shape[0]

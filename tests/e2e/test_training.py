@@ -136,3 +136,13 @@ def test_bad_training_options(small_sets, tmp_path, kwargs, message):
 def test_data_folder_without_card(tmp_path):
     with pytest.raises(HotdogInputError, match="is not a data set folder"):
         training.train([str(tmp_path)], str(tmp_path / "w"), training.TrainSettings())
+
+
+def test_finetune_strategy_trains_the_whole_network(small_sets, tmp_path, prefect_server):
+    result = train([small_sets["baseline"]], str(tmp_path), strategy="finetune", min_accuracy=0.0,
+                   **{**TINY, "epochs": 1})
+    assert result["pushed_model"]
+    stats_files = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "pipeline" / "Trainer")
+                   for f in files if f == "training_stats.json"]
+    stats = json.loads(open(stats_files[0]).read())
+    assert stats["strategy"] == "finetune" and stats["epochs_run"] == 1 and stats["train_images_per_second"] > 0

@@ -1,5 +1,4 @@
 """tasks.training.stage_upload: what an upload may add to the data root, and what it may not."""
-import os
 
 import pytest
 import tensorflow as tf
