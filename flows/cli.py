@@ -24,6 +24,12 @@ class Runner(str, Enum):
     dataflow = "dataflow"
 
 
+class BridgeMode(str, Enum):
+    off = "off"
+    pubsub = "pubsub"
+    poll = "poll"
+
+
 class Compat(str, Enum):
     original = "original"
 
@@ -77,7 +83,7 @@ def datasets(source: str = typer.Argument(..., help="An ingest output folder (or
 @app.command()
 def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s) from 'hotdog datasets'."),
           workdir: str = typer.Option(..., help="Training work folder: data root, pipeline root, registry."),
-          backend: str = typer.Option("local", help="local (airflow and vertex: later)."),
+          backend: str = typer.Option("local", help="local | airflow (HOTDOG_AIRFLOW_*) | vertex (HOTDOG_VERTEX_*)."),
           backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0 | efficientnet_b0 | tiny."),
           strategy: str = typer.Option("fast", help="fast (frozen backbone, head on cached features) | finetune."),
           image_size: Optional[int] = typer.Option(None, help="Square input size (default: the backbone's)."),
@@ -142,22 +148,32 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
           backbone: str = typer.Option("efficientnet_lite0", help="Backbone of nightly/upload retraining."),
           epochs: int = typer.Option(20, help="Maximum epochs of nightly/upload retraining."),
           min_accuracy: float = typer.Option(0.55, help="Evaluator minimum for nightly/upload retraining."),
-          max_regression: float = typer.Option(0.0, help="Allowed regression for nightly/upload retraining.")):
-    """Start a local Prefect server, work pool + queue, the deployments and a worker."""
+          max_regression: float = typer.Option(0.0, help="Allowed regression for nightly/upload retraining."),
+          bridge: BridgeMode = typer.Option(BridgeMode.off, help="Also run 'hotdog bridge' on BUCKET."),
+          subscription: Optional[str] = typer.Option(None, help="With --bridge pubsub: projects/P/subscriptions/S."),
+          prefix: str = typer.Option("", help="With --bridge: only objects under this name prefix.")):
+    """Start a local Prefect server, work pool + queue, the deployments, a worker and optionally the bridge."""
     from flows import serve as stack
     from tasks import settings
 
     def main():
         root = workdir or settings.default_workdir()
         source = data or settings.default_source()
+        bridge_args = None
+        if bridge is not BridgeMode.off:
+            if bridge is BridgeMode.pubsub and not subscription:
+                raise HotdogInputError("--bridge pubsub needs --subscription projects/P/subscriptions/S")
+            bridge_args = ["--bucket", bucket, "--prefix", prefix, "--workdir", root, "--api-url", stack.api_url(port),
+                           *(["--subscription", subscription] if bridge is BridgeMode.pubsub else [])]
         return stack.start(state_dir or os.path.join(root, "prefect"), port, {
             "HOTDOG_DATA": source, "HOTDOG_WORKDIR": root, "HOTDOG_TRAINING_DIR": os.path.join(root, "training"),
             "HOTDOG_IMAGES": images or os.path.join(source, "hot dog"), "HOTDOG_BUCKET": bucket,
             "HOTDOG_BACKBONE": backbone, "HOTDOG_EPOCHS": str(epochs), "HOTDOG_MIN_ACCURACY": str(min_accuracy),
-            "HOTDOG_MAX_REGRESSION": str(max_regression)})
+            "HOTDOG_MAX_REGRESSION": str(max_regression)}, bridge_args)
 
     url = _fail_cleanly(main)
-    typer.echo(f"Prefect API at {url} (UI: {url[:-4]}); worker on pool 'hotdog'. Then:\n"
+    watching = f"; bridge on gs://{bucket}/{prefix} ({bridge.value})" if bridge is not BridgeMode.off else ""
+    typer.echo(f"Prefect API at {url} (UI: {url[:-4]}); worker on pool 'hotdog'{watching}. Then:\n"
                f"  export PREFECT_API_URL={url}\n  prefect deployment run 'hotdog-run/manual'")
 
 
@@ -169,6 +185,98 @@ def stop(state_dir: Optional[str] = typer.Option(None, help="As given to 'hotdog
     from tasks import settings
 
     stopped = stack.stop(state_dir or os.path.join(workdir or settings.default_workdir(), "prefect"))
+    typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def bridge(bucket: str = typer.Option(..., help="The watched bucket (no gs://)."),
+           subscription: Optional[str] = typer.Option(
+               None, help="Pub/Sub subscription to the bucket's notifications, projects/P/subscriptions/S; "
+                          "without it the bridge polls the bucket."),
+           prefix: str = typer.Option("", help="Only objects whose name starts with this."),
+           suffix: List[str] = typer.Option([".tfrecord", ".tfrecord.gz"], help="Accepted name endings."),
+           max_bytes: int = typer.Option(2 * 2**30, help="Larger objects are skipped."),
+           interval: float = typer.Option(2.0, help="Polling mode: seconds between listings."),
+           from_start: bool = typer.Option(False, help="Polling mode: also emit objects present at first start."),
+           ledger: Optional[str] = typer.Option(None, help="Durable record (default: WORKDIR/prefect/"
+                                                          "bridge-BUCKET.sqlite)."),
+           api_url: Optional[str] = typer.Option(None, help="Prefect API (default: $PREFECT_API_URL or "
+                                                           "http://127.0.0.1:4200/api)."),
+           workdir: Optional[str] = typer.Option(None, help="Work folder (default: $HOTDOG_WORKDIR or data/).")):
+    """Post a Prefect gcs.object.finalized event for each new object in BUCKET (runs until stopped)."""
+    import logging
+    import signal
+    import threading
+
+    from tasks import gcs_bridge, settings
+    from tasks.gcs_events import UploadFilter
+    from tasks.upload_ledger import UploadLedger
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop_event = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop_event.set())
+    record = UploadLedger(ledger or os.path.join(workdir or settings.default_workdir(), "prefect",
+                                                 f"bridge-{bucket}.sqlite"))
+    events = gcs_bridge.PrefectEvents(api_url or os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api"))
+    worker = gcs_bridge.Bridge(UploadFilter(bucket, prefix, tuple(suffix), max_bytes), record, events)
+
+    def main():
+        if subscription:
+            gcs_bridge.run_pubsub(worker, subscription, stop_event)
+        else:
+            gcs_bridge.run_polling(worker, interval, stop_event, from_start)
+
+    try:
+        _fail_cleanly(main)
+    finally:
+        typer.echo(f"bridge stopped; ledger {record.path}: {json.dumps(record.counts())}")
+        events.close()
+        record.close()
+
+
+airflow_app = typer.Typer(help="A local Apache Airflow (127.0.0.1, SQLite) for --backend airflow.",
+                          no_args_is_help=True)
+app.add_typer(airflow_app, name="airflow")
+
+
+@airflow_app.command("start")
+def airflow_start(workdir: str = typer.Option(..., help="Training work folder the DAG trains in (absolute or "
+                                                         "relative to here)."),
+                  home: Optional[str] = typer.Option(None, help="AIRFLOW_HOME (default: WORKDIR/airflow)."),
+                  port: int = typer.Option(8080, help="Webserver/REST API port on 127.0.0.1."),
+                  schedule: Optional[str] = typer.Option(None, help="Cron schedule of the DAG (default: none, "
+                                                                    "Prefect schedules); the original: '0 */2 * * *'."),
+                  backbone: str = typer.Option("efficientnet_lite0", help="As 'hotdog train'."),
+                  strategy: str = typer.Option("fast", help="As 'hotdog train'."),
+                  image_size: Optional[int] = typer.Option(None, help="As 'hotdog train'."),
+                  epochs: int = typer.Option(20, help="As 'hotdog train'."),
+                  min_accuracy: float = typer.Option(0.55, help="As 'hotdog train'."),
+                  max_regression: float = typer.Option(0.0, help="As 'hotdog train'.")):
+    """Start scheduler + webserver from the Airflow environment (created on first use, ~3.5 GB)."""
+    from tasks import airflow_local, training
+
+    root = os.path.abspath(workdir)
+    settings = training.TrainSettings(backbone, strategy, image_size, epochs, min_accuracy=min_accuracy,
+                                      max_regression=max_regression)
+    info = _fail_cleanly(lambda: airflow_local.start(home or os.path.join(root, "airflow"), port, root, settings,
+                                                     schedule))
+    typer.echo(f"Airflow API at {info['url']} (UI: {info['url'][:-7]}), DAG 'hotdog' on {root}. Then:\n"
+               f"  export HOTDOG_AIRFLOW_URL={info['url']} HOTDOG_AIRFLOW_USER={info['user']} "
+               f"HOTDOG_AIRFLOW_PASSWORD=$(cat {home or os.path.join(root, 'airflow')}/admin-password)\n"
+               f"  hotdog train --backend airflow --workdir {root} --backbone {backbone} ...")
+
+
+@airflow_app.command("stop")
+def airflow_stop(workdir: Optional[str] = typer.Option(None, help="As given to 'hotdog airflow start'."),
+                 home: Optional[str] = typer.Option(None, help="As given to 'hotdog airflow start'.")):
+    """Stop the scheduler, then the webserver."""
+    from tasks import airflow_local
+
+    if not (home or workdir):
+        typer.echo("error: give --workdir or --home", err=True)
+        raise typer.Exit(2)
+    stopped = airflow_local.stop(home or os.path.join(os.path.abspath(workdir), "airflow"))
     typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 

@@ -1,19 +1,17 @@
 """A local Prefect stack for the deployments: server on 127.0.0.1 (SQLite, telemetry off),
-work pool and queue, the deployments of deployments/prefect.yaml, and a worker.
+work pool and queue, the deployments of deployments/prefect.yaml, a worker and, optionally,
+the GCS bridge.
 
-``start`` leaves the server and the worker running in the background (pids and logs in
-``state_dir``); ``stop`` ends the worker first, then the server.
+``start`` leaves them running in the background (pids and logs in ``state_dir``); ``stop``
+ends the bridge and the worker first, then the server.
 """
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 
-from tasks import settings
+from tasks import services, settings
 from tasks.errors import HotdogInputError
 
 POOL, QUEUE = "hotdog", "retraining"
@@ -31,6 +29,8 @@ def environment(state_dir: str, port: int, extra: dict[str, str] | None = None) 
             "PREFECT_SERVER_API_HOST": "127.0.0.1",
             "PREFECT_SERVER_API_PORT": str(port),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # the worker's poll period bounds how soon a triggered run starts (Prefect's default: 10 s)
+            "PREFECT_WORKER_QUERY_SECONDS": os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
             "DO_NOT_TRACK": "1",
             "HOTDOG_PROJECT_DIR": settings.PROJECT_ROOT,
             **(extra or {})}
@@ -48,72 +48,31 @@ def _prefect(env: dict[str, str], *args: str, check: bool = True) -> subprocess.
     return result
 
 
-def _spawn(name: str, state_dir: str, env: dict[str, str], *args: str) -> int:
-    log = open(os.path.join(state_dir, f"{name}.log"), "ab")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "prefect"), *args], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    with open(os.path.join(state_dir, f"{name}.pid"), "w") as handle:
-        handle.write(str(proc.pid))
-    return proc.pid
-
-
-def _wait_healthy(port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{api_url(port)}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the Prefect server did not answer on {api_url(port)} within {timeout:.0f} s")
-
-
-def start(state_dir: str, port: int, deploy_env: dict[str, str]) -> str:
-    """Start the stack; returns the API URL. ``deploy_env`` fills the HOTDOG_* variables of prefect.yaml."""
-    if _running(state_dir, "server"):
+def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: list[str] | None = None) -> str:
+    """Start the stack; returns the API URL. ``deploy_env`` fills the HOTDOG_* variables of prefect.yaml;
+    with ``bridge_args`` (options of ``hotdog bridge``) the GCS bridge runs too."""
+    if services.running(state_dir, "server"):
         raise HotdogInputError(f"a stack is already running from {state_dir}; run 'hotdog stop' first")
     os.makedirs(state_dir, exist_ok=True)
     env = environment(state_dir, port, deploy_env)
-    _spawn("server", state_dir, env, "server", "start", "--host", "127.0.0.1", "--port", str(port))
+    prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
+    services.spawn("server", state_dir, env, [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
     try:
-        _wait_healthy(port)
+        services.wait_http(f"{api_url(port)}/health", "the Prefect server")
         _prefect(env, "work-pool", "create", POOL, "--type", "process", "--overwrite")
         if _prefect(env, "work-queue", "inspect", QUEUE, "--pool", POOL, check=False).returncode != 0:
             _prefect(env, "work-queue", "create", QUEUE, "--pool", POOL, "--limit", "1")
         _prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file",
                  os.path.join(settings.PROJECT_ROOT, "deployments", "prefect.yaml"))
-        _spawn("worker", state_dir, env, "worker", "start", "--pool", POOL, "--type", "process")
+        services.spawn("worker", state_dir, env, [prefect, "worker", "start", "--pool", POOL, "--type", "process"])
+        if bridge_args is not None:
+            services.spawn("bridge", state_dir, env, [sys.executable, "-m", "flows.cli", "bridge", *bridge_args])
     except BaseException:
         stop(state_dir)  # never leave a half-started stack behind
         raise
     return api_url(port)
 
 
-def _running(state_dir: str, name: str) -> int | None:
-    try:
-        with open(os.path.join(state_dir, f"{name}.pid")) as handle:
-            pid = int(handle.read())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
-
-
 def stop(state_dir: str, timeout: float = 30) -> list[str]:
-    """Stop the worker, then the server (SIGTERM to each process group, SIGKILL after ``timeout``)."""
-    stopped = []
-    for name in ("worker", "server"):
-        pid = _running(state_dir, name)
-        if pid is None:
-            continue
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _running(state_dir, name) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _running(state_dir, name):
-            os.killpg(pid, signal.SIGKILL)
-        os.remove(os.path.join(state_dir, f"{name}.pid"))
-        stopped.append(name)
-    return stopped
+    """Stop the bridge, the worker, then the server; returns what was running."""
+    return services.stop(state_dir, ["bridge", "worker", "server"], timeout)

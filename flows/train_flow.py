@@ -10,8 +10,10 @@ from tasks import training
 
 @task(name="tfx-pipeline")
 def pipeline_run(data: list[str], workdir: str, settings: training.TrainSettings, backend: str) -> dict:
+    from prefect.runtime import flow_run
+
     with forward_task_logs():
-        return training.train(data, workdir, settings, backend)
+        return training.train(data, workdir, settings, backend, requested_by=f"prefect flow run {flow_run.id}")
 
 
 @flow(name="train")

@@ -135,22 +135,33 @@ def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = 
                 min_accuracy=settings.min_accuracy, max_regression=settings.max_regression, beam_pipeline_args=runners.direct_args())
 
 
-def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: str = "local") -> dict:
+def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: str = "local",
+          requested_by: str | None = None) -> dict:
     """Stage ``data_dirs`` (none: retrain on the data root as it is), run the pipeline on
-    ``backend``; return the outcome (see :func:`outcome`)."""
+    ``backend`` (local or airflow); return the outcome (see :func:`outcome`).
+    ``requested_by`` (e.g. a Prefect flow run id) is passed to Airflow runs as conf."""
     if backend not in BACKENDS:
         raise HotdogInputError(f"--backend {backend!r} is not known; choose one of {', '.join(BACKENDS)}")
-    if backend != "local":
-        raise HotdogInputError(f"--backend {backend} is not available in this version yet; use --backend local")
+    if backend == "vertex":
+        raise HotdogInputError("--backend vertex submits a job and does not wait for a model: use 'hotdog train "
+                               "--backend vertex' (tasks.vertex.submit), not this function")
     settings.validate()
+    if backend == "airflow":
+        workdir = os.path.abspath(workdir)  # compared with the folder the DAG was built for
     names = stage_data(data_dirs, paths(workdir)["data_root"])
     if not _has_tfrecords(paths(workdir)["data_root"]):
         raise HotdogInputError(f"nothing to train on: no data set given (--data DIR) and no TFRecord in "
                                f"{paths(workdir)['data_root']}")
     log.info("training on data sets %s (data root %s)", names, paths(workdir)["data_root"])
-    from tfx_pipeline.backends import local
+    if backend == "airflow":
+        from tasks import airflow_rest
 
-    local.run(pipeline_kwargs(workdir, settings))
+        airflow_rest.run_pipeline(airflow_rest.AirflowSettings.from_env(), workdir, dataclasses.asdict(settings),
+                                  {"data_sets": names, "requested_by": requested_by or "hotdog"})
+    else:
+        from tfx_pipeline.backends import local
+
+        local.run(pipeline_kwargs(workdir, settings))
     result = outcome(workdir)
     result["lineage"] = lineage(workdir, names, settings, result)
     if result["pushed_model"]:

@@ -1,72 +1,19 @@
-"""The deployments on a real local stack (`hotdog serve`): server + worker on 127.0.0.1,
-`prefect deployment run` from the CLI, the nightly schedule, and the upload trigger fed
-with a gcs.object.finalized event (what the GCS bridge will post)."""
-import asyncio
+"""The deployments on a real local stack (`hotdog serve`: server, worker and Pub/Sub bridge on
+127.0.0.1): `prefect deployment run` from the CLI, the nightly schedule, and retraining on
+uploads to fake-gcs-server, whose notifications reach the bridge through the Pub/Sub emulator."""
 import datetime
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.serve import api_url
 from tasks import training
-from tests.conftest import small_datasets
+from tests.e2e.conftest import PROJECT, TOPIC, UPLOAD_BUCKET, UPLOAD_PREFIX, client_call, deployment_runs
 
 pytestmark = pytest.mark.slow
-BUCKET = "test-uploads"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def stack(shared_images, tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack")
-    small_datasets(shared_images, root, 20, ["baseline", "taco_bias"])
-    training.stage_data([str(root / "sets" / "baseline")], training.paths(str(root / "training"))["data_root"])
-    hot_dogs = root / "hot dogs"
-    hot_dogs.mkdir()
-    for name in sorted(os.listdir(os.path.join(shared_images, "hot dog")))[:8]:
-        shutil.copy(os.path.join(shared_images, "hot dog", name), hot_dogs / name)
-    port = free_port()
-    os.environ["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = "2"
-    result = CliRunner().invoke(app, ["serve", "--workdir", str(root), "--port", str(port), "--data", shared_images,
-                                      "--images", str(hot_dogs), "--bucket", BUCKET, "--backbone", "tiny",
-                                      "--epochs", "2", "--min-accuracy", "0", "--max-regression", "1"])
-    assert result.exit_code == 0, result.output
-    try:
-        yield {"root": root, "url": api_url(port)}
-    finally:
-        stopped = CliRunner().invoke(app, ["stop", "--workdir", str(root)])
-        assert "worker, server" in stopped.output
-
-
-def client_call(url, fn):
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    async def run():
-        async with get_client() as client:
-            return await fn(client)
-
-    with temporary_settings({PREFECT_API_URL: url}):
-        return asyncio.run(run())
-
-
-def deployment_runs(url, name):
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-
-    return client_call(url, lambda c: c.read_flow_runs(
-        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name]))))
 
 
 def test_the_three_deployments_exist_on_the_retraining_queue(stack):
@@ -102,32 +49,72 @@ def test_prefect_deployment_run_from_the_cli_completes(stack):
     assert [v for v in os.listdir(registry) if v.isdigit()]
 
 
-def post_event(url: str, resource_id: str, payload: dict) -> None:
-    """POST one event to the Prefect API, as the GCS bridge and the Cloud Function do."""
-    import datetime
-    import uuid
-
-    import httpx
-
-    event = {"id": str(uuid.uuid4()), "occurred": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-             "event": "gcs.object.finalized", "resource": {"prefect.resource.id": resource_id}, "payload": payload}
-    httpx.post(f"{url}/events", json=[event], timeout=30).raise_for_status()
+TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
-def test_upload_event_triggers_one_retraining_with_its_parameters(stack):
-    upload = str(stack["root"] / "sets" / "taco_bias" / "taco_bias.tfrecord")
-    post_event(stack["url"], f"gcs.object.{BUCKET}.taco_bias", {"uri": upload, "generation": "1700000000000001"})
-    post_event(stack["url"], "gcs.object.another-bucket.taco_bias", {"uri": upload, "generation": "2"})
-    deadline = time.monotonic() + 400
-    runs = []
+def wait_for_runs(url, count, timeout=600):
+    """The retrain-on-upload runs once ``count`` of them have ended (oldest first)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = deployment_runs(stack["url"], "retrain-on-upload")
-        if runs and runs[0].state_type.value in ("COMPLETED", "FAILED", "CRASHED"):
-            break
+        runs = deployment_runs(url, "retrain-on-upload")
+        if len(runs) >= count and all(r.state_type.value in TERMINAL for r in runs):
+            return sorted(runs, key=lambda r: r.start_time or r.created)
         time.sleep(3)
-    assert len(runs) == 1  # the other bucket's event matched nothing
+    pytest.fail(f"fewer than {count} retrain-on-upload runs ended within {timeout} s: "
+                f"{[(r.name, r.state_type.value) for r in runs]}")
+
+
+def model_versions(root):
+    registry = training.paths(str(root / "training"))["registry"]
+    return sorted(v for v in os.listdir(registry) if v.isdigit()) if os.path.isdir(registry) else []
+
+
+def republish_last_notification(gcs, name):
+    """Deliver the notification of gs://UPLOAD_BUCKET/name a second time (Pub/Sub is at-least-once)."""
+    import json
+
+    from google.cloud import pubsub_v1
+
+    info = gcs.info(f"{UPLOAD_BUCKET}/{name}")
+    publisher = pubsub_v1.PublisherClient()
+    publisher.publish(publisher.topic_path(PROJECT, TOPIC), json.dumps({"size": str(info["size"])}).encode(),
+                      eventType="OBJECT_FINALIZE", bucketId=UPLOAD_BUCKET, objectId=name,
+                      objectGeneration=str(info["generation"]), payloadFormat="JSON_API_V1").result(timeout=30)
+
+
+def test_an_upload_retrains_once_even_when_notified_twice(stack, gcs):
+    versions_before = model_versions(stack["root"])
+    name = UPLOAD_PREFIX + "taco_bias.tfrecord"
+    gcs.put(str(stack["root"] / "sets" / "taco_bias" / "taco_bias.tfrecord"), f"{UPLOAD_BUCKET}/{name}")
+    gcs.pipe(f"{UPLOAD_BUCKET}/elsewhere/taco_bias.tfrecord", b"outside the prefix")
+    gcs.pipe(f"{UPLOAD_BUCKET}/{UPLOAD_PREFIX}notes.txt", b"not training data")
+    republish_last_notification(gcs, name)
+    runs = wait_for_runs(stack["url"], 1)
+    time.sleep(5)  # a second run, if any, would have been created by now
+    runs = deployment_runs(stack["url"], "retrain-on-upload")
+    assert len(runs) == 1, [r.parameters for r in runs]
     run = runs[0]
     assert run.state_type.value == "COMPLETED", run.state
-    assert run.parameters["object_uri"] == upload and run.parameters["generation"] == "1700000000000001"
+    generation = str(gcs.info(f"{UPLOAD_BUCKET}/{name}")["generation"])
+    assert run.parameters["object_uri"] == f"gs://{UPLOAD_BUCKET}/{name}"
+    assert run.parameters["generation"] == generation
+    assert len(model_versions(stack["root"])) == len(versions_before) + 1
     data_root = training.paths(str(stack["root"] / "training"))["data_root"]
     assert os.path.exists(os.path.join(data_root, "taco_bias", "taco_bias.tfrecord"))
+    bridge_log = (stack["state"] / "bridge.log").read_text()
+    assert f"duplicate gs://{UPLOAD_BUCKET}/{name}" in bridge_log
+    assert "outside the prefix" in bridge_log and "notes.txt' does not end with" in bridge_log
+
+
+def test_two_uploads_at_once_give_two_serialized_runs(stack, gcs):
+    before = len(deployment_runs(stack["url"], "retrain-on-upload"))
+    sets = stack["root"] / "sets"
+    uploads = {UPLOAD_PREFIX + "sandwich_bias.tfrecord": sets / "sandwich_bias" / "sandwich_bias.tfrecord",
+               UPLOAD_PREFIX + "taco_bias_again.tfrecord": sets / "taco_bias" / "taco_bias.tfrecord"}
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda item: gcs.put(str(item[1]), f"{UPLOAD_BUCKET}/{item[0]}"), uploads.items()))
+    runs = wait_for_runs(stack["url"], before + 2)[before:]
+    assert len(runs) == 2
+    assert sorted(r.parameters["object_uri"] for r in runs) == sorted(f"gs://{UPLOAD_BUCKET}/{n}" for n in uploads)
+    assert [r.state_type.value for r in runs] == ["COMPLETED", "COMPLETED"]
+    assert runs[0].end_time <= runs[1].start_time, "the two retraining runs overlapped"

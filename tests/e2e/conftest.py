@@ -1,0 +1,84 @@
+"""Servers shared by the end-to-end tests, each started once per session on 127.0.0.1:
+the Pub/Sub emulator, fake-gcs-server publishing to it, and the `hotdog serve` stack."""
+import asyncio
+import os
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.serve import api_url
+from tasks import emulators, fs, training
+from tests.conftest import small_datasets
+
+PROJECT, TOPIC = "hotdog-test", "uploads"
+UPLOAD_BUCKET, UPLOAD_PREFIX = "test-uploads", "uploads/"
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """fake-gcs-server whose finalized objects are published to PROJECT/TOPIC on the Pub/Sub emulator."""
+    with emulators.pubsub_emulator():
+        emulators.create_topic(PROJECT, TOPIC)
+        emulators.create_subscription(PROJECT, TOPIC, "stack-bridge")
+        with emulators.fake_gcs(PROJECT, TOPIC):
+            gcs_fs, _ = fs.filesystem("gs://")
+            yield gcs_fs
+
+
+@pytest.fixture(scope="session")
+def stack(shared_images, gcs, tmp_path_factory):
+    """`hotdog serve` with the tiny backbone and the Pub/Sub bridge on gs://UPLOAD_BUCKET/UPLOAD_PREFIX."""
+    root = tmp_path_factory.mktemp("stack")
+    small_datasets(shared_images, root, 20, ["baseline", "taco_bias", "sandwich_bias"])
+    training.stage_data([str(root / "sets" / "baseline")], training.paths(str(root / "training"))["data_root"])
+    hot_dogs = root / "hot dogs"
+    hot_dogs.mkdir()
+    for name in sorted(os.listdir(os.path.join(shared_images, "hot dog")))[:8]:
+        shutil.copy(os.path.join(shared_images, "hot dog", name), hot_dogs / name)
+    gcs.mkdir(UPLOAD_BUCKET)
+    port = emulators.free_port()
+    os.environ["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = "2"
+    result = CliRunner().invoke(app, [
+        "serve", "--workdir", str(root), "--port", str(port), "--data", shared_images, "--images", str(hot_dogs),
+        "--bucket", UPLOAD_BUCKET, "--prefix", UPLOAD_PREFIX, "--bridge", "pubsub",
+        "--subscription", f"projects/{PROJECT}/subscriptions/stack-bridge",
+        "--backbone", "tiny", "--epochs", "2", "--min-accuracy", "0", "--max-regression", "1"])
+    assert result.exit_code == 0, result.output
+    try:
+        yield {"root": root, "url": api_url(port), "state": root / "prefect"}
+    finally:
+        stopped = CliRunner().invoke(app, ["stop", "--workdir", str(root)])
+        assert "bridge, worker, server" in stopped.output
+
+
+def client_call(url, fn):
+    """Run ``fn(client)`` with a Prefect client on ``url``."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def run():
+        async with get_client() as client:
+            return await fn(client)
+
+    with temporary_settings({PREFECT_API_URL: url}):
+        return asyncio.run(run())
+
+
+def deployment_runs(url, name):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    return client_call(url, lambda c: c.read_flow_runs(
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name]))))
+
+
+def server_events(url, resource_prefix):
+    """gcs.object.finalized events the server stored for resources starting with ``resource_prefix``."""
+    import httpx
+
+    body = {"filter": {"event": {"name": ["gcs.object.finalized"]}, "resource": {"id_prefix": [resource_prefix]}},
+            "limit": 50}
+    response = httpx.post(f"{url}/events/filter", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()["events"]
