@@ -82,7 +82,8 @@ def datasets(source: str = typer.Argument(..., help="An ingest output folder (or
 
 @app.command()
 def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s) from 'hotdog datasets'."),
-          workdir: str = typer.Option(..., help="Training work folder: data root, pipeline root, registry."),
+          workdir: str = typer.Option("", help="Training work folder: data root, pipeline root, registry "
+                                              "(vertex: HOTDOG_VERTEX_ROOT instead)."),
           backend: str = typer.Option("local", help="local | airflow (HOTDOG_AIRFLOW_*) | vertex (HOTDOG_VERTEX_*)."),
           backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0 | efficientnet_b0 | tiny."),
           strategy: str = typer.Option("fast", help="fast (frozen backbone, head on cached features) | finetune."),
@@ -92,12 +93,17 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
           eval_steps: int = typer.Option(12, help="finetune: validation steps per epoch."),
           min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless."),
           max_regression: float = typer.Option(0.0, help="Evaluator: allowed accuracy drop vs the latest "
-                                                          "blessed model (0 = none, as the original).")):
-    """Run the TFX pipeline; print the pushed model folder last, or exit 1 with why it was not blessed."""
+                                                          "blessed model (0 = none, as the original)."),
+          wait: bool = typer.Option(False, help="vertex: wait for the job to end.")):
+    """Run the TFX pipeline; print the pushed model folder last, or exit 1 with why it was not blessed.
+    With --backend vertex: print the submitted job and its console link."""
     from flows.train_flow import train as train_flow
 
     result = _fail_cleanly(lambda: train_flow(data, workdir, backend, backbone, strategy, image_size, epochs,
-                                              train_steps, eval_steps, min_accuracy, max_regression))
+                                              train_steps, eval_steps, min_accuracy, max_regression, wait))
+    if backend == "vertex":
+        typer.echo(f"{result['job']} ({result['state']})\n{result['console']}")
+        return
     if not result["pushed_model"]:
         typer.echo(f"not blessed: {result['reason']}", err=True)
         raise typer.Exit(1)

@@ -16,19 +16,36 @@ def pipeline_run(data: list[str], workdir: str, settings: training.TrainSettings
         return training.train(data, workdir, settings, backend, requested_by=f"prefect flow run {flow_run.id}")
 
 
+@task(name="vertex-submit")
+def vertex_submit(data: list[str], settings: training.TrainSettings, wait: bool) -> dict:
+    from tasks import vertex
+
+    with forward_task_logs():
+        return vertex.submit(data, vertex.VertexSettings.from_env(), settings, wait=wait)
+
+
 @flow(name="train")
 def train(data: list[str], workdir: str, backend: str = "local", backbone: str = "efficientnet_lite0",
           strategy: str = "fast", image_size: int | None = None, epochs: int = 20, train_steps: int = 25,
-          eval_steps: int = 12, min_accuracy: float = 0.55, max_regression: float = 0.0) -> dict:
+          eval_steps: int = 12, min_accuracy: float = 0.55, max_regression: float = 0.0,
+          wait: bool = False) -> dict:
     """Train on the data set folders ``data`` added to the work folder's data root (an empty
     list retrains on the data root as it is: the nightly deployment).
 
-    Returns the outcome: ``pushed_model`` (the new registry version) when the Evaluator
-    blessed the model, else ``reason`` (metric, value, threshold).
+    ``backend``: local, airflow (HOTDOG_AIRFLOW_*) or vertex (HOTDOG_VERTEX_*; the work folder
+    is then HOTDOG_VERTEX_ROOT). Returns the outcome: ``pushed_model`` (the new registry
+    version) when the Evaluator blessed the model, else ``reason`` (metric, value, threshold);
+    for vertex, the submitted ``job`` and its ``console`` link (``wait``: its final ``state``).
     """
     settings = training.TrainSettings(backbone, strategy, image_size, epochs, train_steps, eval_steps, min_accuracy,
                                       max_regression)
     settings.validate()
+    if backend == "vertex":
+        result = vertex_submit(data, settings, wait)
+        create_markdown_artifact(key="train-outcome", markdown=(
+            f"# Vertex AI pipeline job\n\nJob `{result['job']}` ({result['state']}): [console]({result['console']}).\n"
+            f"\nSpec `{result['spec']}`, compiled in {result['compile_seconds']} s.\n"))
+        return result
     result = pipeline_run(data, workdir, settings, backend)
     logger = get_run_logger()
     if result["pushed_model"]:

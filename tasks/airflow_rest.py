@@ -57,7 +57,8 @@ class AirflowClient:
         return response
 
     def dag_details(self, wait_seconds: float = 180) -> dict:
-        """The DAG's details, waiting up to ``wait_seconds`` for a just-started Airflow to parse it."""
+        """The DAG's details; while a just-started Airflow has parsed no DAG yet (or is still
+        registering it), waits up to ``wait_seconds`` for it."""
         deadline = time.monotonic() + wait_seconds
         while True:
             response = self.request("GET", f"/dags/{self.config.dag_id}/details")
@@ -65,7 +66,10 @@ class AirflowClient:
                 return response.json()
             errors = [e for e in self.request("GET", "/importErrors").json().get("import_errors", [])
                       if "hotdog" in e.get("filename", "")]
-            if errors or time.monotonic() > deadline:
+            others_parsed = (response.status_code == 404
+                             and self.request("GET", f"/dags/{self.config.dag_id}").status_code == 404
+                             and self.request("GET", "/dags", params={"limit": 1}).json().get("total_entries", 0) > 0)
+            if errors or others_parsed or time.monotonic() > deadline:
                 detail = f"; import error in {errors[0]['filename']}:\n{errors[0]['stack_trace'][-1500:]}" if errors \
                     else " (is deployments/airflow/dags its DAG folder?)"
                 raise HotdogInputError(f"DAG {self.config.dag_id!r} (HOTDOG_AIRFLOW_DAG) is not in Airflow at "

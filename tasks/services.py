@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 
@@ -73,6 +74,9 @@ def wait_http(url: str, what: str, timeout: float = 120, ok=(200,)) -> None:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status in ok:
                     return
+        except urllib.error.HTTPError as err:
+            if err.code in ok:
+                return
         except OSError:
             pass
         time.sleep(0.5)

@@ -54,7 +54,8 @@ def paths(workdir: str) -> dict[str, str]:
 
 
 def stage_data(data_dirs: list[str], data_root: str) -> list[str]:
-    """Copy each data set folder's TFRecords into ``data_root/<name>/`` (idempotent); returns names."""
+    """Copy each data set folder's TFRecords into ``data_root/<name>/`` (path or gs://; idempotent:
+    files already there with the same bytes are not rewritten); returns names."""
     from tasks import datasets
 
     names = []
@@ -64,12 +65,10 @@ def stage_data(data_dirs: list[str], data_root: str) -> list[str]:
             raise HotdogInputError(f"{data_dir} is not a data set folder (no {datasets.CARD}); "
                                    f"build one with 'hotdog datasets'")
         card = json.loads(fs.read_bytes(card_uri))
-        target = os.path.join(data_root, card["name"])
-        os.makedirs(target, exist_ok=True)
         for entry in card["files"]:
             data = fs.read_bytes(fs.join(data_dir, entry["file"]))
-            destination = os.path.join(target, entry["file"])
-            if not os.path.exists(destination) or _sha256_file(destination) != hashlib.sha256(data).hexdigest():
+            destination = fs.join(data_root, card["name"], entry["file"])
+            if not fs.exists(destination) or _sha256(fs.read_bytes(destination)) != _sha256(data):
                 fs.write_bytes_atomic(destination, data)
         names.append(card["name"])
     return names
@@ -119,9 +118,8 @@ def stage_upload(uri: str, data_root: str, max_bytes: int = 2 * 2**30) -> str:
     return destination
 
 
-def _sha256_file(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = "hotdog") -> dict:
@@ -146,6 +144,8 @@ def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: 
         raise HotdogInputError("--backend vertex submits a job and does not wait for a model: use 'hotdog train "
                                "--backend vertex' (tasks.vertex.submit), not this function")
     settings.validate()
+    if not workdir:
+        raise HotdogInputError(f"--workdir is required with --backend {backend}")
     if backend == "airflow":
         workdir = os.path.abspath(workdir)  # compared with the folder the DAG was built for
     names = stage_data(data_dirs, paths(workdir)["data_root"])
@@ -252,6 +252,8 @@ def _latest(store, type_name: str):
 
 def _prop(artifact, name: str):
     value = artifact.custom_properties.get(name)
+    if value is None:  # TFX's legacy launchers (the Airflow backend) record these as properties
+        value = artifact.properties.get(name)
     if value is None:
         return None
     return value.string_value or value.int_value

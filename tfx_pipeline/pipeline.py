@@ -39,16 +39,24 @@ def accuracy_eval_config(min_accuracy: float = 0.55, max_regression: float = 0.0
 
 
 def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serving_model_dir: str,
-                    beam_pipeline_args: list[str], backbone: str = "efficientnet_lite0", strategy: str = "fast", image_size: int = 224,
+                    beam_pipeline_args: list[str], backbone: str = "efficientnet_lite0", strategy: str = "fast",
+                    image_size: int = 224,
                     epochs: int = 20, train_steps: int = 25, eval_steps: int = 12, batch_size: int = 32,
                     train_buckets: int = 2, eval_buckets: int = 1, min_accuracy: float = 0.55,
                     max_regression: float = 0.0,
                     metadata_connection_config=None,
                     enable_cache: bool = True, preprocessing_module: str = PREPROCESSING_MODULE,
-                    trainer_module: str = TRAINER_MODULE) -> tfx.dsl.Pipeline:
+                    trainer_module: str = TRAINER_MODULE, code_in_image: bool = False) -> tfx.dsl.Pipeline:
     """Build the pipeline; paths may be local or gs://. ``beam_pipeline_args`` must name the runner
     (e.g. DirectRunner). ``train_steps``/``eval_steps`` are per epoch (finetune); the split is a
-    hash of each example, ``train_buckets``:``eval_buckets``."""
+    hash of each example, ``train_buckets``:``eval_buckets``.
+
+    ``code_in_image``: Transform and Trainer name their functions by import path
+    (``tfx_pipeline.preprocessing.preprocessing_fn``, ``tfx_pipeline.trainer.run_fn``) instead of
+    module files, for containers that have the ``tfx_pipeline`` package installed (Vertex)."""
+    user_code = ({"transform": {"preprocessing_fn": "tfx_pipeline.preprocessing.preprocessing_fn"},
+                  "trainer": {"run_fn": "tfx_pipeline.trainer.run_fn"}} if code_in_image else
+                 {"transform": {"module_file": preprocessing_module}, "trainer": {"module_file": trainer_module}})
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=DATA_PATTERN)]),
@@ -60,9 +68,9 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
     transform = tfx.components.Transform(examples=example_gen.outputs["examples"],
-                                         schema=schema_gen.outputs["schema"], module_file=preprocessing_module)
+                                         schema=schema_gen.outputs["schema"], **user_code["transform"])
     trainer = tfx.components.Trainer(
-        module_file=trainer_module,
+        **user_code["trainer"],
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],

@@ -1,15 +1,17 @@
 """Servers shared by the end-to-end tests, each started once per session on 127.0.0.1:
 the Pub/Sub emulator, fake-gcs-server publishing to it, and the `hotdog serve` stack."""
 import asyncio
+import importlib.util
 import os
 import shutil
+import threading
 
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.serve import api_url
-from tasks import emulators, fs, training
+from tasks import emulators, fs, services, settings, training
 from tests.conftest import small_datasets
 
 PROJECT, TOPIC = "hotdog-test", "uploads"
@@ -51,6 +53,25 @@ def stack(shared_images, gcs, tmp_path_factory):
     finally:
         stopped = CliRunner().invoke(app, ["stop", "--workdir", str(root)])
         assert "bridge, worker, server" in stopped.output
+
+
+def load_fake():
+    """deployments/vertex/fake_vertex_api.py as a module (it is a script, not a package member)."""
+    path = os.path.join(settings.PROJECT_ROOT, "deployments", "vertex", "fake_vertex_api.py")
+    spec = importlib.util.spec_from_file_location("fake_vertex_api", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def fake_vertex(gcs):
+    """The FAKE Vertex AI API on 127.0.0.1 (records requests, runs nothing) and a bucket for it."""
+    server = load_fake().FakeVertex(("127.0.0.1", services.free_port()))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    gcs.mkdir("vertex-test")
+    yield server
+    server.shutdown()
 
 
 def client_call(url, fn):

@@ -1,0 +1,70 @@
+"""The airflow backend against a real local Airflow (`hotdog airflow start`: scheduler +
+webserver on 127.0.0.1, SQLite, the project's pinned Airflow environment): the `train` flow
+triggers the DAG over REST twice, the second time with a new data set (tfx#4977 must not
+recur), and each run pushes a blessed model. Bad settings fail with the setting's name."""
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.train_flow import train
+from tasks import services, training
+from tasks.errors import HotdogInputError
+from tests.conftest import small_datasets
+
+pytestmark = pytest.mark.slow
+TINY = {"backbone": "tiny", "epochs": 2, "min_accuracy": 0.0, "max_regression": 1.0}
+
+
+@pytest.fixture(scope="module")
+def airflow(shared_images, tmp_path_factory):
+    root = tmp_path_factory.mktemp("airflow")
+    sets = small_datasets(shared_images, root, 20, ["baseline", "taco_bias"])
+    workdir = str(root / "training")
+    port = services.free_port()
+    started = CliRunner().invoke(app, ["airflow", "start", "--workdir", workdir, "--port", str(port),
+                                       "--backbone", "tiny", "--epochs", "2", "--min-accuracy", "0",
+                                       "--max-regression", "1"])
+    assert started.exit_code == 0, started.output
+    env = {"HOTDOG_AIRFLOW_URL": f"http://127.0.0.1:{port}/api/v1",
+           "HOTDOG_AIRFLOW_PASSWORD": (root / "training" / "airflow" / "admin-password").read_text().strip()}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield {"workdir": workdir, "sets": sets, **env}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        stopped = CliRunner().invoke(app, ["airflow", "stop", "--workdir", workdir])
+        assert "scheduler, webserver" in stopped.output
+
+
+def test_train_flow_runs_the_dag_twice_with_new_data(airflow, prefect_server):
+    first = train([airflow["sets"]["baseline"]], airflow["workdir"], backend="airflow", **TINY)
+    second = train([airflow["sets"]["taco_bias"]], airflow["workdir"], backend="airflow", **TINY)
+    assert first["pushed_model"] and second["pushed_model"]
+    assert first["pushed_model"] != second["pushed_model"]
+    assert os.path.isfile(os.path.join(second["pushed_model"], "saved_model.pb"))
+    assert second["lineage"]["data_sets"] == ["baseline", "taco_bias"]
+    assert first["lineage"]["examples_fingerprint"] != second["lineage"]["examples_fingerprint"]
+    assert first["model_uri"] != second["model_uri"]
+
+
+@pytest.mark.parametrize("env, settings, message", [
+    ({"HOTDOG_AIRFLOW_PASSWORD": "wrong"}, TINY, "refused user 'admin'.*HOTDOG_AIRFLOW_PASSWORD"),
+    ({"HOTDOG_AIRFLOW_URL": "http://127.0.0.1:9/api/v1"}, TINY, r"unreachable at http://127.0.0.1:9/api/v1 "
+                                                                r"\(HOTDOG_AIRFLOW_URL\)"),
+    ({"HOTDOG_AIRFLOW_DAG": "no_such_dag"}, TINY, "DAG 'no_such_dag' \\(HOTDOG_AIRFLOW_DAG\\) is not in Airflow"),
+    ({"HOTDOG_AIRFLOW_PASSWORD": ""}, TINY, "HOTDOG_AIRFLOW_PASSWORD is not set"),
+    ({}, {**TINY, "epochs": 5}, "built with other settings \\(epochs: DAG has 2, asked 5\\)"),
+])
+def test_bad_airflow_settings_name_the_setting(airflow, monkeypatch, env, settings, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(HotdogInputError, match=message):
+        training.train([airflow["sets"]["baseline"]], airflow["workdir"], training.TrainSettings(**settings),
+                       backend="airflow")

@@ -1,0 +1,90 @@
+"""The vertex backend: the spec compiled by KubeflowV2DagRunner, uploaded to fake-gcs-server,
+and submitted with aiplatform.PipelineJob to the FAKE Vertex API of deployments/vertex (a
+local stand-in that checks and records requests and runs nothing)."""
+import json
+
+import pytest
+
+from flows.train_flow import train
+from tasks import training, vertex
+from tasks.errors import HotdogInputError
+from tests.conftest import small_datasets
+from tests.e2e.conftest import load_fake
+
+pytestmark = pytest.mark.slow
+COMPONENTS = {"ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
+              "Evaluator", "Pusher",  # the latest-blessed-model resolver becomes two resolver tasks:
+              "latest_blessed_model-model-blessing-resolver", "latest_blessed_model-model-resolver"}
+IMAGE = "europe-docker.pkg.dev/my-project/hotdog/tfx-hotdog:1.16.0"
+
+
+@pytest.fixture
+def vertex_env(fake_vertex, monkeypatch):
+    env = {"HOTDOG_VERTEX_PROJECT": "my-project", "HOTDOG_VERTEX_REGION": "europe-west4",
+           "HOTDOG_VERTEX_ROOT": "gs://vertex-test/hotdog", "HOTDOG_VERTEX_IMAGE": IMAGE,
+           "HOTDOG_VERTEX_SERVICE_ACCOUNT": "pipelines@my-project.iam.gserviceaccount.com",
+           "HOTDOG_VERTEX_ENDPOINT": f"http://127.0.0.1:{fake_vertex.server_port}"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def test_the_spec_has_every_component_with_its_executor(vertex_env, gcs):
+    config = vertex.VertexSettings.from_env()
+    spec_uri, seconds = vertex.compile_and_upload(config, training.TrainSettings(backbone="tiny"))
+    job = json.loads(gcs.cat_file(spec_uri[len("gs://"):]))
+    spec = job["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == COMPONENTS
+    executors = spec["deploymentSpec"]["executors"]
+    for name, task in tasks.items():
+        component = spec["components"][task["componentRef"]["name"]]
+        executor = executors[component["executorLabel"]]
+        if "resolver" in name:  # resolved by Vertex AI itself (an importer/resolver executor)
+            assert "resolver" in executor, name
+        else:
+            assert executor["container"]["image"] == IMAGE, name
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://vertex-test/hotdog/pipeline"
+    text = json.dumps(spec)
+    assert "tfx_pipeline.trainer.run_fn" in text and "tfx_pipeline.preprocessing.preprocessing_fn" in text
+    assert "gs://vertex-test/hotdog/data_root" in text and "gs://vertex-test/hotdog/registry" in text
+    assert 0 < seconds < 120
+
+
+def test_train_flow_submits_a_pipeline_job(vertex_env, fake_vertex, gcs, shared_images, tmp_path, prefect_server):
+    sets = small_datasets(shared_images, tmp_path, 4, ["baseline"])
+    result = train([sets["baseline"]], "", backend="vertex", backbone="tiny", wait=True)
+    assert result["job"].startswith("projects/my-project/locations/europe-west4/pipelineJobs/hotdog-")
+    assert result["state"] == "PIPELINE_STATE_SUCCEEDED"
+    assert "console.cloud.google.com/vertex-ai" in result["console"]
+    assert gcs.exists(result["spec"][len("gs://"):])
+    assert gcs.exists("vertex-test/hotdog/data_root/baseline/baseline.tfrecord")
+    job_id = result["job"].rsplit("/", 1)[1]
+    created = [r for r in fake_vertex.requests if r["method"] == "POST" and r["query"]["pipelineJobId"] == [job_id]]
+    assert len(created) == 1
+    body = created[0]["body"]
+    assert body["serviceAccount"] == vertex_env["HOTDOG_VERTEX_SERVICE_ACCOUNT"]
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://vertex-test/hotdog/pipeline"
+    assert set(body["pipelineSpec"]["root"]["dag"]["tasks"]) == COMPONENTS
+
+
+def test_the_fake_rejects_a_spec_without_executors():
+    fake = load_fake()
+    assert fake.spec_problems({"pipelineSpec": {"root": {"dag": {"tasks": {"A": {"componentRef": {"name": "c"}}}}},
+                                                "components": {"c": {"executorLabel": "e"}}},
+                               "runtimeConfig": {"gcsOutputDirectory": "/local"}}) == [
+        "task A has no executor", "runtimeConfig.gcsOutputDirectory '/local' is not a gs:// path"]
+
+
+@pytest.mark.parametrize("unset, value, message", [
+    ("HOTDOG_VERTEX_PROJECT", None, "--backend vertex needs HOTDOG_VERTEX_PROJECT"),
+    ("HOTDOG_VERTEX_IMAGE", None, "needs HOTDOG_VERTEX_IMAGE"),
+    ("HOTDOG_VERTEX_ROOT", "/tmp/local", "HOTDOG_VERTEX_ROOT must be a gs:// prefix"),
+])
+def test_missing_vertex_settings_are_named(vertex_env, monkeypatch, unset, value, message):
+    if value is None:
+        monkeypatch.delenv(unset)
+    else:
+        monkeypatch.setenv(unset, value)
+    with pytest.raises(HotdogInputError, match=message):
+        vertex.VertexSettings.from_env()
