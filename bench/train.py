@@ -90,7 +90,7 @@ def run_child(workdir: str, config: str, original_epochs: int) -> dict:
     out, _ = proc.communicate()
     sampler.join()
     wall = time.time() - started
-    line = next((l for l in out.splitlines() if l.startswith("RESULT ")), None)
+    line = next((row for row in out.splitlines() if row.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"{config} run failed:\n{out[-3000:]}")
     facts = json.loads(line[len("RESULT "):])

@@ -47,7 +47,8 @@ def password(home: str) -> str:
         return handle.read().strip()
 
 
-def environment(home: str, port: int, workdir: str, train_settings, schedule: str | None) -> dict[str, str]:
+def environment(home: str, port: int, workdir: str, train_settings, schedule: str | None,
+                parse_interval: int = PARSE_INTERVAL_SECONDS) -> dict[str, str]:
     bin_dir = os.path.join(AIRFLOW_ENV, "bin")
     return {**{k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PREFECT_"))},
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -59,12 +60,11 @@ def environment(home: str, port: int, workdir: str, train_settings, schedule: st
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{os.path.join(home, 'airflow.db')}",
             "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "180",
             "AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT": "240",
-            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": str(PARSE_INTERVAL_SECONDS),
-            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": str(PARSE_INTERVAL_SECONDS),
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": str(parse_interval),
+            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": str(parse_interval),
             "AIRFLOW__SCHEDULER__PARSING_PROCESSES": "1",
             "AIRFLOW__API__AUTH_BACKENDS": "airflow.providers.fab.auth_manager.api.auth.backend.basic_auth",
             "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(services.free_port()),  # default 8793 may be taken
             "AIRFLOW__WEBSERVER__WORKERS": "1",
             "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -80,14 +80,16 @@ def api_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/api/v1"
 
 
-def start(home: str, port: int, workdir: str, train_settings, schedule: str | None = None) -> dict:
+def start(home: str, port: int, workdir: str, train_settings, schedule: str | None = None,
+          parse_interval: int = PARSE_INTERVAL_SECONDS) -> dict:
     """Start scheduler and webserver; returns url, user and password. Creates the environment,
-    the metadata database and the admin user on first use."""
+    the metadata database and the admin user on first use. ``parse_interval``: seconds between
+    re-parses of the DAG file."""
     if services.running(home, "scheduler") or services.running(home, "webserver"):
         raise HotdogInputError(f"an Airflow is already running from {home}; run 'hotdog airflow stop' first")
     train_settings.validate()
     bin_dir = ensure_environment()
-    env = environment(home, port, workdir, train_settings, schedule)
+    env = environment(home, port, workdir, train_settings, schedule, parse_interval)
     secret = password(home)
     for args in (["db", "migrate"],
                  ["users", "create", "--username", "admin", "--password", secret, "--role", "Admin",
@@ -97,7 +99,8 @@ def start(home: str, port: int, workdir: str, train_settings, schedule: str | No
         if done.returncode != 0 and "already exist" not in done.stdout + done.stderr:
             raise RuntimeError(f"airflow {args[0]} {args[1]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     airflow = os.path.join(bin_dir, "airflow")
-    services.spawn("scheduler", home, env, [airflow, "scheduler"])
+    # --skip-serve-logs: Airflow's log server binds all interfaces; task logs are local files here
+    services.spawn("scheduler", home, env, [airflow, "scheduler", "--skip-serve-logs"])
     services.spawn("webserver", home, env, [airflow, "webserver", "--hostname", "127.0.0.1", "--port", str(port),
                                             "--workers", "1"])
     try:

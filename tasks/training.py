@@ -14,7 +14,7 @@ import json
 import logging
 import os
 
-from tasks import fs, runners
+from tasks import fs
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.training")
@@ -123,6 +123,7 @@ def _sha256(data: bytes) -> str:
 
 
 def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = "hotdog") -> dict:
+    from tasks import runners  # imports Beam (seconds): only where a pipeline is built
     from tfx_pipeline.models import DEFAULT_IMAGE_SIZE
 
     p = paths(workdir)
@@ -130,7 +131,8 @@ def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = 
                 serving_model_dir=p["registry"], backbone=settings.backbone, strategy=settings.strategy,
                 image_size=settings.image_size or DEFAULT_IMAGE_SIZE[settings.backbone], epochs=settings.epochs,
                 train_steps=settings.train_steps, eval_steps=settings.eval_steps,
-                min_accuracy=settings.min_accuracy, max_regression=settings.max_regression, beam_pipeline_args=runners.direct_args())
+                min_accuracy=settings.min_accuracy, max_regression=settings.max_regression,
+                beam_pipeline_args=runners.direct_args())
 
 
 def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: str = "local",

@@ -54,6 +54,20 @@ def test_train_flow_runs_the_dag_twice_with_new_data(airflow, prefect_server):
     assert first["model_uri"] != second["model_uri"]
 
 
+def test_a_failed_task_is_named_with_its_log(airflow, prefect_server):
+    broken = os.path.join(airflow["workdir"], "data_root", "broken", "broken.tfrecord")
+    os.makedirs(os.path.dirname(broken))
+    with open(broken, "wb") as handle:
+        handle.write(b"this is not a TFRecord file" * 10)
+    try:
+        with pytest.raises(RuntimeError, match="failed at task ImportExampleGen:") as failure:
+            training.train([], airflow["workdir"], training.TrainSettings(**TINY), backend="airflow")
+    finally:
+        os.remove(broken)
+    assert len(str(failure.value).splitlines()) > 5  # the end of the task's log
+    assert "Traceback" in str(failure.value) or "Error" in str(failure.value)
+
+
 @pytest.mark.parametrize("env, settings, message", [
     ({"HOTDOG_AIRFLOW_PASSWORD": "wrong"}, TINY, "refused user 'admin'.*HOTDOG_AIRFLOW_PASSWORD"),
     ({"HOTDOG_AIRFLOW_URL": "http://127.0.0.1:9/api/v1"}, TINY, r"unreachable at http://127.0.0.1:9/api/v1 "

@@ -1,0 +1,106 @@
+"""Benchmark: upload -> `retrain-on-upload` flow run RUNNING, in Pub/Sub mode and polling mode.
+
+Usage: PYTHONPATH=. .venv/bin/python bench/upload_latency.py [--uploads 20]
+
+Everything real on 127.0.0.1: the Pub/Sub emulator, fake-gcs-server publishing OBJECT_FINALIZE
+notifications, and `hotdog serve` (Prefect server, worker, the retrain-on-upload deployment and
+the bridge in the mode measured, with the shipped defaults: worker poll 2 s, bridge poll 2 s).
+For each upload: time from just before the upload call to the run's start time (RUNNING, as
+the server recorded it). The run is then cancelled, so the next upload does not queue behind
+a training run; uploads are one at a time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+PROJECT, TOPIC, BUCKET, PREFIX = "bench", "uploads", "bench-uploads", "uploads/"
+
+from tests.e2e.conftest import client_call  # noqa: E402 - after the sys.path entry
+
+
+def run_for(url, generation):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    runs = client_call(url, lambda c: c.read_flow_runs(
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["retrain-on-upload"]))))
+    return next((r for r in runs if r.parameters.get("generation") == generation), None)
+
+
+def cancel_and_wait(url, run_id):
+    from prefect.states import Cancelling
+
+    client_call(url, lambda c: c.set_flow_run_state(run_id, Cancelling(), force=True))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = client_call(url, lambda c: c.read_flow_run(run_id)).state_type.value
+        if state in ("CANCELLED", "COMPLETED", "FAILED", "CRASHED"):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"run {run_id} was not cancelled within 120 s")
+
+
+def measure(mode: str, uploads: int, gcs, record: bytes, workdir: str) -> list[float]:
+    from tasks import emulators, services
+
+    port = services.free_port()
+    args = [sys.executable, "-m", "flows.cli", "serve", "--workdir", workdir, "--port", str(port), "--bucket", BUCKET,
+            "--prefix", PREFIX, "--bridge", mode, "--backbone", "tiny"]
+    if mode == "pubsub":
+        args += ["--subscription", emulators.create_subscription(PROJECT, TOPIC, f"bench-{port}")]
+    subprocess.run(args, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True)
+    url = f"http://127.0.0.1:{port}/api"
+    latencies = []
+    try:
+        time.sleep(5)  # polling: the first listing is the baseline
+        for i in range(uploads):
+            started = time.time()
+            gcs.pipe(f"{BUCKET}/{PREFIX}{mode}-{i}.tfrecord", record)
+            generation = str(gcs.info(f"{BUCKET}/{PREFIX}{mode}-{i}.tfrecord")["generation"])
+            deadline = time.monotonic() + 120
+            while True:
+                run = run_for(url, generation)
+                if run is not None and run.start_time is not None:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{mode}: upload {i} did not start a run within 120 s")
+                time.sleep(0.2)
+            latencies.append(run.start_time.timestamp() - started)
+            print(f"{mode} upload {i}: {latencies[-1]:.2f} s", flush=True)
+            cancel_and_wait(url, run.id)
+    finally:
+        subprocess.run([sys.executable, "-m", "flows.cli", "stop", "--workdir", workdir], cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--uploads", type=int, default=20)
+    args = parser.parse_args()
+    from tasks import emulators, fs
+
+    record = b"x" * 64  # never read: each run is cancelled once RUNNING
+    with emulators.pubsub_emulator(), tempfile.TemporaryDirectory() as scratch:
+        emulators.create_topic(PROJECT, TOPIC)
+        with emulators.fake_gcs(PROJECT, TOPIC):
+            gcs, _ = fs.filesystem("gs://")
+            gcs.mkdir(BUCKET)
+            results = {mode: measure(mode, args.uploads, gcs, record, os.path.join(scratch, mode))
+                       for mode in ("pubsub", "poll")}
+    for mode, values in results.items():
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        print(f"RESULT {mode}: n={len(values)} p50={statistics.median(values):.2f} s p95={p95:.2f} s "
+              f"min={ordered[0]:.2f} s max={ordered[-1]:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
