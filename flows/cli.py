@@ -151,6 +151,9 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
           workdir: Optional[str] = typer.Option(None, help="Work folder (default: $HOTDOG_WORKDIR or data/)."),
           images: Optional[str] = typer.Option(None, help="Images to judge (default: DATA/hot dog)."),
           bucket: str = typer.Option("hotdog-uploads", help="Bucket whose uploads trigger retrain-on-upload."),
+          backend: str = typer.Option("local", help="Backend of nightly/upload retraining (local | airflow | "
+                                                    "vertex; their HOTDOG_AIRFLOW_* / HOTDOG_VERTEX_* settings "
+                                                    "come from this environment)."),
           backbone: str = typer.Option("efficientnet_lite0", help="Backbone of nightly/upload retraining."),
           epochs: int = typer.Option(20, help="Maximum epochs of nightly/upload retraining."),
           min_accuracy: float = typer.Option(0.55, help="Evaluator minimum for nightly/upload retraining."),
@@ -174,6 +177,7 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
         return stack.start(state_dir or os.path.join(root, "prefect"), port, {
             "HOTDOG_DATA": source, "HOTDOG_WORKDIR": root, "HOTDOG_TRAINING_DIR": os.path.join(root, "training"),
             "HOTDOG_IMAGES": images or os.path.join(source, "hot dog"), "HOTDOG_BUCKET": bucket,
+            "HOTDOG_BACKEND": backend,
             "HOTDOG_BACKBONE": backbone, "HOTDOG_EPOCHS": str(epochs), "HOTDOG_MIN_ACCURACY": str(min_accuracy),
             "HOTDOG_MAX_REGRESSION": str(max_regression)}, bridge_args)
 

@@ -11,8 +11,12 @@ from tasks import fs, training
 
 
 @task(name="stage-upload", retries=2, retry_delay_seconds=5)
-def stage(object_uri: str, workdir: str) -> str:
+def stage(object_uri: str, workdir: str, backend: str) -> str:
     with forward_task_logs():
+        if backend == "vertex":  # Vertex AI trains on the data root under HOTDOG_VERTEX_ROOT
+            from tasks import vertex
+
+            return training.stage_upload(object_uri, fs.join(vertex.VertexSettings.from_env().root, "data_root"))
         return training.stage_upload(object_uri, training.paths(workdir)["data_root"])
 
 
@@ -24,9 +28,11 @@ def retrain_on_upload(object_uri: str, workdir: str, images: str, generation: st
     """Copy ``object_uri`` into the data root (continuous training), retrain, score ``images``."""
     logger = get_run_logger()
     logger.info("upload %s (generation %s, event %s)", object_uri, generation, event_id)
-    stage(object_uri, workdir)
+    stage(object_uri, workdir, backend)
     result = train([], workdir, backend, backbone, strategy, image_size, epochs, min_accuracy=min_accuracy,
                    max_regression=max_regression)
+    if backend == "vertex":  # the job trains remotely; its report is in Vertex AI
+        return result
     if not result["pushed_model"]:
         create_markdown_artifact(key="retrain-on-upload", markdown=f"Upload `{object_uri}`: no new model "
                                                                    f"({result['reason']}).\n")

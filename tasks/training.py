@@ -82,7 +82,7 @@ def _has_tfrecords(data_root: str) -> bool:
 
 def stage_upload(uri: str, data_root: str, max_bytes: int = 2 * 2**30) -> str:
     """Copy an uploaded TFRecord (``gs://bucket/.../name.tfrecord[.gz]`` or a path) into
-    ``data_root/<name without suffix>/``; returns the local path.
+    ``data_root/<name without suffix>/`` (path or gs://); returns the destination.
 
     Only the object's base name is used, so ``../`` or absolute names never leave the data
     root; anything that is not a readable TFRecord file of at most ``max_bytes`` is refused.
@@ -112,7 +112,7 @@ def stage_upload(uri: str, data_root: str, max_bytes: int = 2 * 2**30) -> str:
         os.remove(scratch)
     if count == 0:
         raise HotdogInputError(f"refusing {uri!r}: the TFRecord file holds no record")
-    destination = os.path.join(data_root, stem, name)
+    destination = fs.join(data_root, stem, name)
     fs.write_bytes_atomic(destination, data)
     log.info("staged %s (%d records) as %s", uri, count, destination)
     return destination
