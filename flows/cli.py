@@ -271,9 +271,11 @@ def airflow_start(workdir: str = typer.Option(..., help="Training work folder th
                                       max_regression=max_regression)
     info = _fail_cleanly(lambda: airflow_local.start(home or os.path.join(root, "airflow"), port, root, settings,
                                                      schedule))
+    secret = ("$HOTDOG_AIRFLOW_PASSWORD" if os.environ.get("HOTDOG_AIRFLOW_PASSWORD")
+              else f"$(cat {home or os.path.join(root, 'airflow')}/admin-password)")
     typer.echo(f"Airflow API at {info['url']} (UI: {info['url'][:-7]}), DAG 'hotdog' on {root}. Then:\n"
                f"  export HOTDOG_AIRFLOW_URL={info['url']} HOTDOG_AIRFLOW_USER={info['user']} "
-               f"HOTDOG_AIRFLOW_PASSWORD=$(cat {home or os.path.join(root, 'airflow')}/admin-password)\n"
+               f"HOTDOG_AIRFLOW_PASSWORD={secret}\n"
                f"  hotdog train --backend airflow --workdir {root} --backbone {backbone} ...")
 
 
