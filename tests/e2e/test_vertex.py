@@ -4,7 +4,9 @@ local stand-in that checks and records requests and runs nothing)."""
 import json
 
 import pytest
+from typer.testing import CliRunner
 
+from flows.cli import app
 from flows.train_flow import train
 from tasks import training, vertex
 from tasks.errors import HotdogInputError
@@ -66,6 +68,15 @@ def test_train_flow_submits_a_pipeline_job(vertex_env, fake_vertex, gcs, shared_
     assert body["serviceAccount"] == vertex_env["HOTDOG_VERTEX_SERVICE_ACCOUNT"]
     assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://vertex-test/hotdog/pipeline"
     assert set(body["pipelineSpec"]["root"]["dag"]["tasks"]) == COMPONENTS
+
+
+def test_cli_train_with_backend_vertex_prints_the_job(vertex_env, shared_images, tmp_path, prefect_server):
+    sets = small_datasets(shared_images, tmp_path, 4, ["baseline"])
+    result = CliRunner().invoke(app, ["train", "--backend", "vertex", "--data", sets["baseline"], "--backbone", "tiny"])
+    assert result.exit_code == 0, result.output
+    job, link = result.output.strip().splitlines()[-2:]
+    assert job.startswith("projects/my-project/locations/europe-west4/pipelineJobs/hotdog-") and "(SUBMITTED)" in job
+    assert link.startswith("https://console.cloud.google.com/vertex-ai/")
 
 
 def test_the_fake_rejects_a_spec_without_executors():
