@@ -24,6 +24,9 @@ import uuid
 
 import flask
 import functions_framework
+import httpx
+from google.api_core import exceptions
+from google.cloud import aiplatform, storage  # imported at start: the first event should not pay for it
 
 log = logging.getLogger("hotdog.cloud_function")
 # Same namespace as tasks/gcs_events.py: the bridge and the function give an upload one event id.
@@ -79,8 +82,6 @@ def skip_reason(name: str, size: int) -> str | None:
 
 
 def _marker(bucket: str, ident: str):
-    from google.cloud import storage
-
     markers = os.environ.get("HOTDOG_CF_MARKERS", f"gs://{bucket}/_markers").rstrip("/")
     marker_bucket, _, marker_prefix = markers[len("gs://"):].partition("/")
     name = f"{marker_prefix}/{ident}" if marker_prefix else ident
@@ -88,8 +89,6 @@ def _marker(bucket: str, ident: str):
 
 
 def submit_vertex(uri: str, ident: str) -> str:
-    from google.cloud import aiplatform
-
     init = {"project": _setting("HOTDOG_VERTEX_PROJECT"), "location": os.environ.get("HOTDOG_VERTEX_REGION",
                                                                                      "us-central1")}
     if os.environ.get("HOTDOG_VERTEX_ENDPOINT"):
@@ -106,8 +105,6 @@ def submit_vertex(uri: str, ident: str) -> str:
 
 
 def post_prefect_event(bucket: str, name: str, generation: str, size: int, ident: str) -> str:
-    import httpx
-
     api = _setting("HOTDOG_PREFECT_API_URL").rstrip("/")
     headers = {"Authorization": f"Bearer {os.environ['PREFECT_API_KEY']}"} if os.environ.get("PREFECT_API_KEY") else {}
     auth_string = os.environ.get("PREFECT_API_AUTH_STRING", "")
@@ -130,8 +127,6 @@ def on_upload(cloud_event) -> None:
         log.warning("ignored gs://%s/%s: %s", bucket, name, reason)
         return
     ident = event_id(bucket, name, generation)
-    from google.api_core import exceptions
-
     marker = _marker(bucket, ident)
     try:
         marker.upload_from_string(json.dumps({"uri": f"gs://{bucket}/{name}", "generation": generation}),
