@@ -9,28 +9,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.request
 from typing import Iterator
 
-from tasks.services import free_port
+from tasks.services import free_port, wait_http
+
+ANY_ANSWER = range(100, 600)  # any HTTP status means the server is up
 
 PUBSUB_EMULATOR = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"
-
-
-def _wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode} at start")
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError as err:
-            if getattr(err, "code", None):  # any HTTP answer means it is up
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"{what} did not answer on {url} within {timeout:.0f} s")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -54,7 +39,7 @@ def pubsub_emulator() -> Iterator[str]:
         proc = subprocess.Popen([executable, "--host=127.0.0.1", f"--port={port}", f"--dir={data_dir}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            _wait_http(f"http://127.0.0.1:{port}/", proc, "the Pub/Sub emulator")
+            wait_http(f"http://127.0.0.1:{port}/", "the Pub/Sub emulator", 60, ANY_ANSWER, proc)
             os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{port}"
             yield f"127.0.0.1:{port}"
         finally:
@@ -98,7 +83,7 @@ def fake_gcs(notify_project: str | None = None, notify_topic: str | None = None)
                  "-event.list", "finalize"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_http(f"{url}/storage/v1/b", proc, "fake-gcs-server")
+        wait_http(f"{url}/storage/v1/b", "fake-gcs-server", 60, ANY_ANSWER, proc)
         os.environ["STORAGE_EMULATOR_HOST"] = url
         yield url
     finally:

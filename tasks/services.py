@@ -66,10 +66,13 @@ def stop(state_dir: str, names: list[str], timeout: float = 30) -> list[str]:
     return stopped
 
 
-def wait_http(url: str, what: str, timeout: float = 120, ok=(200,)) -> None:
-    """Wait until ``url`` answers with a status in ``ok``; RuntimeError naming ``what`` otherwise."""
+def wait_http(url: str, what: str, timeout: float = 120, ok=(200,), proc: subprocess.Popen | None = None) -> None:
+    """Wait until ``url`` answers with a status in ``ok``; RuntimeError naming ``what`` otherwise,
+    at once if ``proc`` (the server's process) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} at start")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status in ok:
