@@ -23,6 +23,8 @@ from tasks.upload_ledger import UploadLedger
 
 log = logging.getLogger("hotdog.bridge")
 RETRY_SECONDS = 2.0
+LEASE_SECONDS = 10
+"""Pub/Sub lease of a message in hand: after a crash its messages come back this soon, not in 60 s."""
 
 
 class PrefectEvents:
@@ -108,7 +110,7 @@ def run_pubsub(bridge: Bridge, subscription: str, stop: threading.Event) -> None
         raise HotdogInputError(f"bad Pub/Sub subscription name {subscription!r}: expected "
                                f"projects/PROJECT/subscriptions/NAME ({err.message})") from None
     scheduler = ThreadScheduler(ThreadPoolExecutor(max_workers=1))  # one decision at a time
-    flow_control = pubsub_v1.types.FlowControl(max_messages=10)
+    flow_control = pubsub_v1.types.FlowControl(max_messages=10, max_duration_per_lease_extension=LEASE_SECONDS)
     future = subscriber.subscribe(subscription, on_message, flow_control=flow_control, scheduler=scheduler)
     log.info("listening on %s", subscription)
     stop.wait()

@@ -49,14 +49,14 @@ class BridgeProcess:
         return "".join(log.read_text() for log in self.logs)
 
 
-def wait_for_events(url, bucket, count, timeout=90):
+def wait_for_events(url, bucket, count, bridge, timeout=90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         events = server_events(url, f"gcs.object.{bucket}.")
         if len(events) >= count:
             return events
         time.sleep(1)
-    pytest.fail(f"the server holds {len(events)} of {count} events for {bucket}")
+    pytest.fail(f"the server holds {len(events)} of {count} events for {bucket}; bridge log:\n{bridge.text()}")
 
 
 @pytest.mark.parametrize("mode", ["pubsub", "poll"])
@@ -76,13 +76,13 @@ def test_a_crashed_bridge_restarts_without_loss_or_repeat(mode, stack, gcs, tmp_
             wait_for_log(bridge, "baseline: 1 object(s)")
         for name in ("a", "b"):
             gcs.pipe(f"{bucket}/{name}.tfrecord", b"record " + name.encode())
-        wait_for_events(stack["url"], bucket, len(expected) - 3)
+        wait_for_events(stack["url"], bucket, len(expected) - 3, bridge)
         bridge.crash()
         for name in ("c", "d"):
             gcs.pipe(f"{bucket}/{name}.tfrecord", b"record " + name.encode())  # while the bridge is down
         bridge.start()
         gcs.pipe(f"{bucket}/e.tfrecord", b"record e")
-        wait_for_events(stack["url"], bucket, len(expected))
+        wait_for_events(stack["url"], bucket, len(expected), bridge)
         time.sleep(3)  # a repeat, if any, would arrive now
         log = bridge.stop()
     events = server_events(stack["url"], f"gcs.object.{bucket}.")
@@ -114,7 +114,7 @@ def test_malformed_notifications_are_logged_and_the_bridge_goes_on(stack, gcs, t
         publisher.publish(topic, b'{"size": "10"}', eventType="OBJECT_FINALIZE", bucketId=bucket,
                           objectId="../../etc/passwd.tfrecord", objectGeneration="6").result(timeout=30)
         gcs.pipe(f"{bucket}/good.tfrecord", b"a record")
-        events = wait_for_events(stack["url"], bucket, 1)
+        events = wait_for_events(stack["url"], bucket, 1, bridge)
         time.sleep(2)
         log = bridge.stop()
     assert [e["payload"]["name"] for e in events] == ["good.tfrecord"]
