@@ -29,7 +29,8 @@ from google.api_core import exceptions
 from google.cloud import aiplatform, storage  # imported at start: the first event should not pay for it
 
 log = logging.getLogger("hotdog.cloud_function")
-# Same namespace as tasks/gcs_events.py: the bridge and the function give an upload one event id.
+# This folder is deployed on its own, so the event id and event below repeat tasks/gcs_events.py;
+# tests/e2e/test_cloud_function.py checks that the two agree.
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/hotdog-flows/gcs-object-finalized")
 
 
@@ -104,18 +105,24 @@ def submit_vertex(uri: str, ident: str) -> str:
     return job.resource_name
 
 
-def post_prefect_event(bucket: str, name: str, generation: str, size: int, ident: str) -> str:
+def prefect_event(bucket: str, name: str, generation: str, size: int) -> dict:
+    """The ``gcs.object.finalized`` event (Prefect REST JSON) for an upload, as the bridge posts it."""
+    return {"id": event_id(bucket, name, generation),
+            "occurred": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "event": "gcs.object.finalized",
+            "resource": {"prefect.resource.id": f"gcs.object.{bucket}.{name}", "gcs.bucket": bucket, "gcs.name": name},
+            "payload": {"uri": f"gs://{bucket}/{name}", "bucket": bucket, "name": name, "generation": generation,
+                        "size": size}}
+
+
+def post_prefect_event(bucket: str, name: str, generation: str, size: int) -> str:
     api = _setting("HOTDOG_PREFECT_API_URL").rstrip("/")
     headers = {"Authorization": f"Bearer {os.environ['PREFECT_API_KEY']}"} if os.environ.get("PREFECT_API_KEY") else {}
     auth_string = os.environ.get("PREFECT_API_AUTH_STRING", "")
     auth = tuple(auth_string.split(":", 1)) if ":" in auth_string else None
-    event = {"id": ident, "occurred": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-             "event": "gcs.object.finalized",
-             "resource": {"prefect.resource.id": f"gcs.object.{bucket}.{name}", "gcs.bucket": bucket, "gcs.name": name},
-             "payload": {"uri": f"gs://{bucket}/{name}", "bucket": bucket, "name": name, "generation": generation,
-                         "size": size}}
+    event = prefect_event(bucket, name, generation, size)
     httpx.post(f"{api}/events", json=[event], headers=headers, auth=auth, timeout=30).raise_for_status()
-    return f"prefect event {ident}"
+    return f"prefect event {event['id']}"
 
 
 @functions_framework.cloud_event
@@ -136,7 +143,7 @@ def on_upload(cloud_event) -> None:
         return
     try:
         if os.environ.get("HOTDOG_CF_MODE", "vertex") == "prefect":
-            done = post_prefect_event(bucket, name, generation, size, ident)
+            done = post_prefect_event(bucket, name, generation, size)
         else:
             done = submit_vertex(f"gs://{bucket}/{name}", ident)
     except Exception:

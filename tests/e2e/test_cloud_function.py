@@ -3,6 +3,7 @@
 local chain: fake-gcs-server -> Pub/Sub emulator -> a small push bridge (Eventarc's part) ->
 the function over HTTP -> the FAKE Vertex API."""
 import base64
+import datetime
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tasks import emulators, services, settings, training, vertex
-from tasks.gcs_events import Upload
+from tasks.gcs_events import Upload, prefect_event
 from tests.e2e.conftest import PROJECT, TOPIC, server_events
 
 pytestmark = pytest.mark.slow
@@ -128,13 +129,16 @@ def test_not_a_cloudevent_gets_400(client):
     assert response.status_code == 400
 
 
-def test_the_function_and_the_bridge_agree_on_event_ids():
+def test_the_function_and_the_bridge_agree_on_event_ids_and_events():
     sys.path.insert(0, os.path.dirname(SOURCE))
     try:
         import main
     finally:
         sys.path.pop(0)
     assert main.event_id("b", "data/x.tfrecord", "42") == Upload("b", "data/x.tfrecord", "42", 1).event_id
+    occurred = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    ours = dict(main.prefect_event("b", "data/x.tfrecord", "42", 7), occurred=occurred.isoformat())
+    assert ours == prefect_event(Upload("b", "data/x.tfrecord", "42", 7), occurred)
 
 
 def push_bridge(subscription, url, stop):
