@@ -5,16 +5,21 @@ export PYTHONPATH := $(CURDIR)
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: env run test test-fast bench lock
+.PHONY: env run demo test test-fast bench lock
 
 env:
 	@scripts/ensure-env >/dev/null
 
 run: env
-	$(PY) -m flows.cli run
+	@$(PY) -m flows.cli run
+
+# About a minute of work after start-up: the tiny backbone on 30 images per category.
+demo: env
+	@$(PY) -m flows.cli run --workdir data/demo --backbone tiny --max-per-category 30 --epochs 3 \
+		--min-accuracy 0 --max-regression 1
 
 test: env
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider --durations=15
 
 test-fast: env
 	$(PY) -m pytest -p no:cacheprovider -m "not slow"

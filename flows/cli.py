@@ -9,6 +9,8 @@ from typing import List, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline it only logs ERROR lines
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import typer  # noqa: E402
 
@@ -34,6 +36,9 @@ class Compat(str, Enum):
     original = "original"
 
 
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Show the full log (TensorFlow, Beam, Prefect) live.")
+
+
 def _fail_cleanly(fn):
     """Report bad input as one line on stderr with exit code 2 instead of a traceback."""
     try:
@@ -41,6 +46,22 @@ def _fail_cleanly(fn):
     except HotdogInputError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
+
+
+def _run(command: str, check, work, workdir: str | None = None, verbose: bool = False):
+    """``check()`` the input (no server, no TensorFlow), then ``work()`` against a Prefect API,
+    with the full log in the work folder's logs/ and progress lines on the terminal."""
+    from flows import console, prefect_api
+    from tasks import settings
+
+    def main():
+        check()
+        root = workdir or settings.default_workdir()
+        with console.session(command, settings.logs_dir(root), verbose) as session, \
+                prefect_api.api(settings.stack_dir(root), session.log_path, session.say):
+            return work()
+
+    return _fail_cleanly(main)
 
 
 @app.command()
@@ -51,12 +72,18 @@ def ingest(source: str = typer.Argument(..., help="Folder-per-category image tre
            max_pixels: int = typer.Option(40_000_000, help="Reject images with more pixels (decompression bombs)."),
            runner: Runner = typer.Option(Runner.direct, help="Beam runner."),
            workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1)."),
-           dask_address: Optional[str] = typer.Option(None, help="dask.distributed scheduler for --runner dask.")):
+           dask_address: Optional[str] = typer.Option(None, help="dask.distributed scheduler for --runner dask."),
+           verbose: bool = VERBOSE):
     """Validate, deduplicate and write images as TFRecords + manifest.jsonl + summary.json."""
-    from flows.ingest_flow import ingest_images
+    from tasks import inputs
 
-    summary = _fail_cleanly(lambda: ingest_images(source, out, review, max_per_category, max_pixels,
-                                                  runner.value, workers, dask_address))
+    def work():
+        from flows.ingest_flow import ingest_images
+
+        return ingest_images(source, out, review, max_per_category, max_pixels, runner.value, workers, dask_address)
+
+    summary = _run("ingest", lambda: inputs.check_ingest(source, review, max_pixels, runner.value, workers,
+                                                         dask_address), work, verbose=verbose)
     typer.echo(json.dumps({"out": out, "files": summary["files"], **summary["totals"]}))
 
 
@@ -70,13 +97,21 @@ def datasets(source: str = typer.Argument(..., help="An ingest output folder (or
              gzip: bool = typer.Option(False, help="GZIP-compress the TFRecords."),
              runner: Runner = typer.Option(Runner.direct, help="Beam runner."),
              workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1)."),
-             dask_address: Optional[str] = typer.Option(None, help="dask.distributed scheduler for --runner dask.")):
+             dask_address: Optional[str] = typer.Option(None, help="dask.distributed scheduler for --runner dask."),
+             verbose: bool = VERBOSE):
     """Build named, class-balanced data sets (image + one-hot label) with a data-set card each."""
-    from flows.datasets_flow import build_datasets
+    from tasks import inputs
 
-    cards = _fail_cleanly(lambda: build_datasets(source, out, config, name or None,
-                                                 compat.value if compat else None, shards, gzip,
-                                                 runner.value, workers, dask_address))
+    mode = compat.value if compat else None
+
+    def work():
+        from flows.datasets_flow import build_datasets
+
+        return build_datasets(source, out, config, name or None, mode, shards, gzip, runner.value, workers,
+                              dask_address)
+
+    cards = _run("datasets", lambda: inputs.check_datasets(source, config, name or None, mode, shards, runner.value,
+                                                           workers, dask_address), work, verbose=verbose)
     typer.echo(json.dumps({n: c["examples"] for n, c in cards.items()}))
 
 
@@ -94,13 +129,25 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
           min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless."),
           max_regression: float = typer.Option(0.0, help="Evaluator: allowed accuracy drop vs the latest "
                                                           "blessed model (0 = none, as the original)."),
-          wait: bool = typer.Option(False, help="vertex: wait for the job to end.")):
+          wait: bool = typer.Option(False, help="vertex: wait for the job to end."),
+          verbose: bool = VERBOSE):
     """Run the TFX pipeline; print the pushed model folder last, or exit 1 with why it was not blessed.
     With --backend vertex: print the submitted job and its console link."""
-    from flows.train_flow import train as train_flow
+    from tasks import inputs, training
 
-    result = _fail_cleanly(lambda: train_flow(data, workdir, backend, backbone, strategy, image_size, epochs,
-                                              train_steps, eval_steps, min_accuracy, max_regression, wait))
+    def check():
+        training.check_backend(backend, workdir)
+        training.TrainSettings(backbone, strategy, image_size, epochs, train_steps, eval_steps, min_accuracy,
+                               max_regression).validate()
+        inputs.check_data_sets(data)
+
+    def work():
+        from flows.train_flow import train as train_flow
+
+        return train_flow(data, workdir, backend, backbone, strategy, image_size, epochs, train_steps, eval_steps,
+                          min_accuracy, max_regression, wait)
+
+    result = _run("train", check, work, workdir=workdir if backend != "vertex" else None, verbose=verbose)
     if backend == "vertex":
         typer.echo(f"{result['job']} ({result['state']})\n{result['console']}")
         return
@@ -113,35 +160,109 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
 @app.command()
 def verdict(model: List[str] = typer.Option(..., "--model", help="Pushed model folder, optionally NAME=DIR."),
             images: str = typer.Option(..., help="Folder of images to score (the hot dogs)."),
-            out: str = typer.Option(..., help="Where summary.json, predictions.csv, verdict.png, report.md go.")):
+            out: str = typer.Option(..., help="Where summary.json, predictions.csv, verdict.png, report.md go."),
+            verbose: bool = VERBOSE):
     """Score the images with each model: mean probability per class with 95 % bootstrap intervals."""
-    from flows.verdict_flow import verdict as verdict_flow
+    from tasks import inputs
 
     models = dict(m.split("=", 1) if "=" in m else (os.path.basename(m.rstrip("/")), m) for m in model)
-    summary = _fail_cleanly(lambda: verdict_flow(models, images, out))
+
+    def work():
+        from flows.verdict_flow import verdict as verdict_flow
+
+        return verdict_flow(models, images, out)
+
+    summary = _run("verdict", lambda: inputs.check_verdict(models, images), work, verbose=verbose)
     typer.echo(json.dumps({e["model"]: {c: round(e[c]["mean"], 4) for c in ("food", "sandwich", "taco")}
                            for e in summary["models"]}))
 
 
 @app.command()
-def run(data: Optional[str] = typer.Option(None, help="Image tree (default: $HOTDOG_DATA or ../shared)."),
+def run(data: Optional[str] = typer.Option(None, help="Image tree (default: $HOTDOG_DATA, else data/hotdog-images "
+                                                      "or ../shared, else 'hotdog data fetch' first)."),
         workdir: Optional[str] = typer.Option(None, help="Where outputs go (default: $HOTDOG_WORKDIR or data/)."),
         review: Optional[str] = typer.Option(None, help="Review manifest JSON."),
         images: Optional[str] = typer.Option(None, help="Images to judge (default: DATA/hot dog)."),
         backbone: str = typer.Option("efficientnet_lite0", help="Backbone of the three models."),
         strategy: str = typer.Option("fast", help="fast | finetune."),
         epochs: int = typer.Option(20, help="Maximum epochs per model."),
-        workers: int = typer.Option(1, help="Beam worker processes for ingestion and data sets.")):
+        max_per_category: Optional[int] = typer.Option(None, help="Ingest at most N images per category "
+                                                                  "(a quick demo)."),
+        min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless."),
+        max_regression: float = typer.Option(0.01, help="Evaluator: allowed accuracy drop vs the previous model."),
+        workers: int = typer.Option(1, help="Beam worker processes for ingestion and data sets."),
+        verbose: bool = VERBOSE):
     """The end-to-end main job: ingest, data sets, three models by continuous training, verdict report."""
-    from flows.run_flow import hotdog_run
-    from tasks import settings
+    from tasks import fs, inputs, settings, training
 
-    def main():
-        return hotdog_run(data or settings.default_source(), workdir or settings.default_workdir(), review,
-                          images, backbone, strategy, epochs, workers=workers)
+    _fail_cleanly(training.TrainSettings(backbone, strategy, None, epochs, min_accuracy=min_accuracy,
+                                         max_regression=max_regression).validate)
+    source = data or settings.default_source() or _fetch_public_images()
+    judged = images or fs.join(source, "hot dog")
 
-    result = _fail_cleanly(main)
-    typer.echo(json.dumps(result, indent=2))
+    def check():
+        inputs.check_run(source, judged, review, workers)
+
+    def work():
+        from flows.run_flow import hotdog_run
+
+        return hotdog_run(source, workdir or settings.default_workdir(), review, judged, backbone, strategy, epochs,
+                          min_accuracy=min_accuracy, max_regression=max_regression, workers=workers,
+                          max_per_category=max_per_category)
+
+    result = _run("run", check, work, workdir=workdir, verbose=verbose)
+    typer.echo(result["report"] or "no model was blessed: see the log")
+
+
+def _fetch_public_images() -> str:
+    """Download the public image set into data/ for a first `make run`; exit 1 with a hint offline."""
+    from tasks import fetch, settings
+
+    typer.echo(f"No image data (HOTDOG_DATA is not set): fetching the public hot-dog set into "
+               f"{settings.FETCHED_DATA} ...", err=True)
+    try:
+        _fetch_with_progress(settings.FETCHED_DATA, fetch.DEFAULT_BASE_URL)
+    except fetch.FetchError as err:
+        typer.echo(f"error: {err}\nPoint HOTDOG_DATA at a folder-per-category image tree instead, e.g. "
+                   f"HOTDOG_DATA=/path/to/images make run", err=True)
+        raise typer.Exit(1)
+    return settings.FETCHED_DATA
+
+
+def _fetch_with_progress(dest: str, base_url: str, workers: int = 8):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tasks import fetch
+
+    total = len(fetch.read_checksums())
+    columns = (TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("files", total=total)
+        return fetch.fetch(dest, base_url, workers=workers, on_file=lambda _rel: bar.advance(task))
+
+
+data_app = typer.Typer(help="The demo's public image set.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+def data_fetch(dest: Optional[str] = typer.Option(None, help="Where the <category>/<file> tree goes "
+                                                             "(default: data/hotdog-images)."),
+               base_url: Optional[str] = typer.Option(None, help="Repository root at the pinned commit; files are "
+                                                                 "at BASE/data/intermediary/<category>/<file>."),
+               workers: int = typer.Option(8, help="Parallel downloads.")):
+    """Download the original project's 1,800 images (MIT), verified against the shipped checksums;
+    a re-run fetches only what is missing or wrong."""
+    from tasks import fetch, settings
+
+    target = dest or settings.FETCHED_DATA
+    try:
+        result = _fetch_with_progress(target, base_url or fetch.DEFAULT_BASE_URL, workers)
+    except fetch.FetchError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{result.files} files verified in {target} ({result.downloaded} downloaded, "
+               f"{result.already_present} already there, {result.seconds} s)")
 
 
 @app.command()
@@ -168,13 +289,16 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
     def main():
         root = workdir or settings.default_workdir()
         source = data or settings.default_source()
+        if source is None:
+            raise HotdogInputError("no image data for the 'manual' deployment: pass --data DIR, set HOTDOG_DATA, "
+                                   "or run 'hotdog data fetch' first")
         bridge_args = None
         if bridge is not BridgeMode.off:
             if bridge is BridgeMode.pubsub and not subscription:
                 raise HotdogInputError("--bridge pubsub needs --subscription projects/P/subscriptions/S")
             bridge_args = ["--bucket", bucket, "--prefix", prefix, "--workdir", root, "--api-url", stack.api_url(port),
                            *(["--subscription", subscription] if bridge is BridgeMode.pubsub else [])]
-        return stack.start(state_dir or os.path.join(root, "prefect"), port, {
+        return stack.start(state_dir or settings.stack_dir(root), port, {
             "HOTDOG_DATA": source, "HOTDOG_WORKDIR": root, "HOTDOG_TRAINING_DIR": os.path.join(root, "training"),
             "HOTDOG_IMAGES": images or os.path.join(source, "hot dog"), "HOTDOG_BUCKET": bucket,
             "HOTDOG_BACKEND": backend,
@@ -194,7 +318,7 @@ def stop(state_dir: Optional[str] = typer.Option(None, help="As given to 'hotdog
     from flows import serve as stack
     from tasks import settings
 
-    stopped = stack.stop(state_dir or os.path.join(workdir or settings.default_workdir(), "prefect"))
+    stopped = stack.stop(state_dir or settings.stack_dir(workdir or settings.default_workdir()))
     typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
@@ -226,7 +350,7 @@ def bridge(bucket: str = typer.Option(..., help="The watched bucket (no gs://)."
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_event.set())
-    record = UploadLedger(ledger or os.path.join(workdir or settings.default_workdir(), "prefect",
+    record = UploadLedger(ledger or os.path.join(settings.stack_dir(workdir or settings.default_workdir()),
                                                  f"bridge-{bucket}.sqlite"))
     events = gcs_bridge.PrefectEvents(api_url or os.environ.get("PREFECT_API_URL", "http://127.0.0.1:4200/api"))
     worker = gcs_bridge.Bridge(UploadFilter(bucket, prefix, tuple(suffix), max_bytes), record, events)

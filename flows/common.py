@@ -1,4 +1,4 @@
-"""What every flow shares: run-log forwarding and the retry rule."""
+"""What every flow shares: run-log forwarding, progress lines and the retry rule."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +6,7 @@ import logging
 
 from prefect import get_run_logger
 
+from tasks import progress
 from tasks.errors import HotdogInputError
 
 
@@ -32,6 +33,12 @@ def forward_task_logs(name: str = "hotdog"):
     finally:
         logger.removeHandler(handler)
         logger.level, logger.propagate = previous
+
+
+def report(message: str, *args) -> None:
+    """One progress line: on the terminal of a CLI run and in the flow run's log."""
+    with forward_task_logs():
+        progress.log.info(message, *args)
 
 
 def retry_transient_io(task, task_run, state) -> bool:

@@ -1,14 +1,13 @@
 """Prefect flow ``build-datasets``: build the named data sets and publish their cards."""
 from __future__ import annotations
 
+import time
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import forward_task_logs, retry_transient_io
-from tasks import dataset_config, datasets, runners
-from tasks.errors import HotdogInputError
-
-COMPAT_MODES = ("original",)
+from flows.common import forward_task_logs, report, retry_transient_io
+from tasks import dataset_config, datasets, inputs, runners
 
 
 @task(name="beam-build-datasets", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient_io)
@@ -27,10 +26,11 @@ def build_datasets(source: str, out: str, config: str | None = None, names: list
                    compat: str | None = None, shards: int = 1, gzip: bool = False, runner: str = "direct",
                    workers: int = 1, dask_address: str | None = None) -> dict:
     """Build data sets from an ingestion at ``source`` (or a plain folder tree with compat='original')."""
-    if compat is not None and compat not in COMPAT_MODES:
-        raise HotdogInputError(f"--compat {compat!r} is not known; the only mode is 'original'")
-    dataset_config.select(dataset_config.load_config(config), names)  # config errors fail before any work
+    inputs.check_datasets(source, config, names, compat, shards, runner, workers, dask_address)
+    started = time.monotonic()
     cards = datasets_job(source, out, config, names, compat, shards, gzip, runner, workers, dask_address)
+    report("data sets: %s examples (%.1f s) -> %s", ", ".join(f"{name} {card['examples']}" for name, card in cards.items()),
+           time.monotonic() - started, out)
     create_markdown_artifact(key="dataset-cards",
                              markdown="\n".join(datasets.card_markdown(card) for card in cards.values()))
     return cards

@@ -1,11 +1,13 @@
 """Prefect flow ``ingest-images``: run the Beam ingestion job and publish its summary."""
 from __future__ import annotations
 
+import time
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import forward_task_logs, retry_transient_io
-from tasks import images, ingest, runners
+from flows.common import forward_task_logs, report, retry_transient_io
+from tasks import images, ingest, inputs, runners
 
 
 @task(name="beam-ingest", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient_io)
@@ -21,9 +23,13 @@ def ingest_images(source: str, out: str, review: str | None = None, max_per_cate
                   max_pixels: int = images.DEFAULT_MAX_PIXELS, runner: str = "direct", workers: int = 1,
                   dask_address: str | None = None) -> dict:
     """Validate, deduplicate and write the images under ``source`` as TFRecords in ``out``."""
-    runners.pipeline_options(runner, workers, dask_address=dask_address)  # bad options fail before any work
+    inputs.check_ingest(source, review, max_pixels, runner, workers, dask_address)
+    started = time.monotonic()
     summary = ingest_job(source, out, review, max_per_category, max_pixels, runner, workers, dask_address)
     publish_summary(summary, out)
+    report("ingest: %d files in %d categories: %s (%.1f s) -> %s", summary["files"], len(summary["per_category"]),
+           ", ".join(f"{count} {outcome}" for outcome, count in summary["totals"].items()),
+           time.monotonic() - started, out)
     return summary
 
 

@@ -6,14 +6,14 @@ three models with the original project's numbers.
 """
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
+from flows.common import report
 from flows.datasets_flow import build_datasets
 from flows.ingest_flow import ingest_images
 from flows.train_flow import train
 from flows.verdict_flow import verdict
-from tasks import fs
-from tasks.errors import HotdogInputError
+from tasks import fs, inputs
 
 STEPS = ("baseline", "taco_bias", "sandwich_bias")
 
@@ -22,7 +22,7 @@ STEPS = ("baseline", "taco_bias", "sandwich_bias")
 def hotdog_run(source: str, workdir: str, review: str | None = None, images: str | None = None,
                backbone: str = "efficientnet_lite0", strategy: str = "fast", epochs: int = 20,
                image_size: int | None = None, min_accuracy: float = 0.55, max_regression: float = 0.01,
-               workers: int = 1) -> dict:
+               workers: int = 1, max_per_category: int | None = None) -> dict:
     """Run the whole demo on ``source``; outputs under ``workdir`` (intermediary/, processed/,
     training/, verdict/). The hot dogs default to ``source``/hot dog.
 
@@ -31,19 +31,19 @@ def hotdog_run(source: str, workdir: str, review: str | None = None, images: str
     adds 150 examples to ~1,000, and the Evaluator compares the models on the grown eval
     split, where one example is 0.2-0.3 points of accuracy: the demo lets a model through
     that is at most ``max_regression`` (1 point) below the previous one; ``hotdog train``
-    keeps the original's strict "no regression".
+    keeps the original's strict "no regression". ``max_per_category`` caps the images
+    ingested per category (a quick demo).
     """
-    logger = get_run_logger()
     ingested, processed = fs.join(workdir, "intermediary"), fs.join(workdir, "processed")
     training_dir, verdicts = fs.join(workdir, "training"), fs.join(workdir, "verdict")
     images = images or fs.join(source, "hot dog")
-    if not fs.exists(images):
-        raise HotdogInputError(f"no images to judge: {images} does not exist (pass --images DIR)")
-    summary = ingest_images(source, ingested, review=review, workers=workers)
+    inputs.check_run(source, images, review, workers)
+    summary = ingest_images(source, ingested, review=review, max_per_category=max_per_category, workers=workers)
     cards = build_datasets(ingested, processed, workers=workers)
     fs.remove(training_dir, recursive=True)
     models, outcomes = {}, {}
-    for step in STEPS:
+    for number, step in enumerate(STEPS, 1):
+        report("step %d/%d: %s", number, len(STEPS), " + ".join(STEPS[:number]))
         result = train([fs.join(processed, step)], training_dir, backbone=backbone, strategy=strategy,
                        epochs=epochs, image_size=image_size, min_accuracy=min_accuracy,
                        max_regression=max_regression)
@@ -52,10 +52,10 @@ def hotdog_run(source: str, workdir: str, review: str | None = None, images: str
             models[step] = result["pushed_model"]
             verdict({step: result["pushed_model"]}, images, fs.join(verdicts, step))
         else:
-            logger.warning("%s: no new model (%s); it is left out of the report", step, result["reason"])
+            report("%s: no new model (%s); it is left out of the report", step, result["reason"])
     final = verdict(models, images, fs.join(verdicts, "final")) if models else None
     if final:
-        logger.info("final report: %s", fs.join(verdicts, "final", "report.md"))
+        report("final report: %s", fs.join(verdicts, "final", "report.md"))
     return {"ingested": ingested, "processed": processed, "totals": summary["totals"],
             "datasets": {name: card["examples"] for name, card in cards.items()}, "training": outcomes,
             "verdict": {e["model"]: {c: round(e[c]["mean"], 4) for c in ("food", "sandwich", "taco")}

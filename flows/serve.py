@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+from flows import prefect_api
 from tasks import services, settings
 from tasks.errors import HotdogInputError
 
@@ -58,7 +59,9 @@ def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: li
     prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
     services.spawn("server", state_dir, env, [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
     try:
-        services.wait_http(f"{api_url(port)}/health", "the Prefect server")
+        services.wait_http(f"{api_url(port)}/health", "the Prefect server", timeout=prefect_api.start_seconds())
+        with open(os.path.join(state_dir, prefect_api.URL_FILE), "w") as handle:
+            handle.write(api_url(port))
         _prefect(env, "work-pool", "create", POOL, "--type", "process", "--overwrite")
         if _prefect(env, "work-queue", "inspect", QUEUE, "--pool", POOL, check=False).returncode != 0:
             _prefect(env, "work-queue", "create", QUEUE, "--pool", POOL, "--limit", "1")

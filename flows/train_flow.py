@@ -1,10 +1,12 @@
 """Prefect flow ``train``: run the TFX pipeline on a backend and report the model it pushed."""
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+import os
+
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import forward_task_logs
+from flows.common import forward_task_logs, report
 from tasks import training
 
 
@@ -46,13 +48,16 @@ def train(data: list[str], workdir: str, backend: str = "local", backbone: str =
             f"# Vertex AI pipeline job\n\nJob `{result['job']}` ({result['state']}): [console]({result['console']}).\n"
             f"\nSpec `{result['spec']}`, compiled in {result['compile_seconds']} s.\n"))
         return result
+    report("train: %s on the %s backend (%s, %s, up to %d epochs) in %s",
+           ", ".join(os.path.basename(d.rstrip("/")) for d in data) or "the data root as it is", backend,
+           settings.backbone, settings.strategy, settings.epochs, workdir)
     result = pipeline_run(data, workdir, settings, backend)
-    logger = get_run_logger()
+    accuracy = result["metrics"].get("categorical_accuracy", float("nan"))
     if result["pushed_model"]:
-        logger.info("model blessed and pushed to %s (accuracy %.3f)", result["pushed_model"],
-                    result["metrics"].get("categorical_accuracy", float("nan")))
+        report("train: model %s blessed (accuracy %.3f), pushed to %s",
+               os.path.basename(result["pushed_model"].rstrip("/")), accuracy, result["pushed_model"])
     else:
-        logger.warning("model not blessed: %s", result["reason"])
+        report("train: model not blessed (accuracy %.3f): %s", accuracy, result["reason"])
     create_markdown_artifact(key="train-outcome", markdown=_outcome_markdown(result))
     return result
 

@@ -8,16 +8,14 @@ HOTDOG_AIRFLOW_DAG (default hotdog).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import time
 import uuid
 
 import httpx
 
+from tasks import progress
 from tasks.errors import HotdogInputError
-
-log = logging.getLogger("hotdog.airflow")
 FINISHED = ("success", "failed")
 
 
@@ -129,7 +127,7 @@ def run_pipeline(config: AirflowSettings, workdir: str, expected: dict, conf: di
     try:
         check_settings(client.dag_details(), workdir, expected)
         run_id = client.trigger(conf)
-        log.info("Airflow run %s of DAG %s triggered", run_id, config.dag_id)
+        progress.log.info("Airflow run %s of DAG %s triggered", run_id, config.dag_id)
         seen: dict[str, str | None] = {}
         deadline = time.monotonic() + timeout
         while True:
@@ -137,7 +135,7 @@ def run_pipeline(config: AirflowSettings, workdir: str, expected: dict, conf: di
             tasks = client.task_states(run_id)
             for task_id, (task_state, _) in tasks.items():
                 if seen.get(task_id) != task_state and task_state:
-                    log.info("Airflow task %s: %s", task_id, task_state)
+                    progress.log.info("  Airflow task %s: %s", task_id, task_state)
                     seen[task_id] = task_state
             if state in FINISHED:
                 break
@@ -149,7 +147,7 @@ def run_pipeline(config: AirflowSettings, workdir: str, expected: dict, conf: di
             task_id, try_number = failed[0] if failed else ("(unknown)", 1)
             excerpt = "\n".join(client.task_log(run_id, task_id, try_number).splitlines()[-25:]) if failed else ""
             raise RuntimeError(f"Airflow run {run_id} failed at task {task_id}:\n{excerpt}")
-        log.info("Airflow run %s succeeded", run_id)
+        progress.log.info("Airflow run %s succeeded", run_id)
         return run_id
     finally:
         client.close()

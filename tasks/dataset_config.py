@@ -11,6 +11,8 @@ from tasks.errors import HotdogInputError
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "datasets.yaml")
 POLICIES = ("truncate", "keep_all")
+COMPAT_MODES = ("original",)
+CARD = "dataset.json"  # a data set's card, written last: the folder is complete when it exists
 
 
 @dataclasses.dataclass(frozen=True)

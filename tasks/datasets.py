@@ -23,12 +23,11 @@ import random
 import apache_beam as beam
 
 from tasks import beam_io, fs, ingest, staging, tfrecords
-from tasks.dataset_config import DatasetSpec
+from tasks.dataset_config import CARD, DatasetSpec
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.datasets")
 
-CARD = "dataset.json"
 CARD_MD = "dataset.md"
 PLAN = "plan.json"  # staging only
 OWNED_PATTERNS = ("*.tfrecord", "*.tfrecord.gz", CARD_MD)

@@ -21,7 +21,7 @@ import time
 
 import apache_beam as beam
 
-from tasks import beam_io, fs, images, staging, tfrecords
+from tasks import beam_io, fs, images, inputs, staging, tfrecords
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.ingest")
@@ -73,22 +73,6 @@ def list_source(source: str) -> Listing:
             categories.add(category)
         files.append(SourceFile(uri=fs.to_uri(fsys, path), rel=rel, category=category, size=info.get("size") or 0))
     return Listing(files=files, categories=sorted(categories))
-
-
-def load_review(review: str | None) -> dict[str, set[str]]:
-    """Read a review manifest: JSON object category -> list of rejected file names."""
-    if not review:
-        return {}
-    try:
-        doc = json.loads(fs.read_bytes(review))
-    except FileNotFoundError:
-        raise HotdogInputError(f"review manifest not found: {review}") from None
-    except json.JSONDecodeError as err:
-        raise HotdogInputError(f"review manifest {review} is not valid JSON: {err}") from None
-    if not isinstance(doc, dict) or not all(
-            isinstance(names, list) and all(isinstance(n, str) for n in names) for names in doc.values()):
-        raise HotdogInputError(f"review manifest {review} must map each category to a list of file names")
-    return {category: set(names) for category, names in doc.items()}
 
 
 class _Progress:
@@ -322,7 +306,7 @@ def run_ingest(source: str, out: str, review: str | None = None, max_per_categor
     if max_per_category is not None and max_per_category < 1:
         raise HotdogInputError(f"--max-per-category must be >= 1, got {max_per_category}")
     listing = list_source(source)
-    review_names = load_review(review)
+    review_names = inputs.load_review(review)
     log.info("found %d files in %d categories under %s", len(listing.files), len(listing.categories), source)
     stage = staging.begin(out, MARKER)
     with beam.Pipeline(options=options or pipeline_options()) as p:

@@ -4,8 +4,6 @@ Beam >= 2.68 would otherwise try its Prism runner, which downloads a binary.
 """
 from __future__ import annotations
 
-from apache_beam.options.pipeline_options import PipelineOptions
-
 from tasks.errors import HotdogInputError
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
@@ -17,8 +15,19 @@ RUNNERS = {"direct": "DirectRunner", "dask": DASK_RUNNER, "dataflow": "DataflowR
 
 def pipeline_options(runner: str = "direct", workers: int = 1, dask_address: str | None = None,
                      project: str | None = None, region: str | None = None,
-                     temp_location: str | None = None, extra_args: list[str] | None = None) -> PipelineOptions:
-    """Options for ``runner`` ('direct', 'dask' or 'dataflow', case-insensitive).
+                     temp_location: str | None = None, extra_args: list[str] | None = None):
+    """Beam ``PipelineOptions`` of :func:`runner_args` plus ``extra_args``."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return PipelineOptions(runner_args(runner, workers, dask_address, project, region, temp_location)
+                           + list(extra_args or []))
+
+
+def runner_args(runner: str = "direct", workers: int = 1, dask_address: str | None = None,
+                project: str | None = None, region: str | None = None,
+                temp_location: str | None = None) -> list[str]:
+    """Checked Beam flags for ``runner`` ('direct', 'dask' or 'dataflow', case-insensitive),
+    without importing Beam.
 
     direct: ``workers`` > 1 runs ``multi_processing`` with that many processes, else in-process.
     dask: needs ``dask_address`` of a running ``distributed`` scheduler.
@@ -47,7 +56,7 @@ def pipeline_options(runner: str = "direct", workers: int = 1, dask_address: str
             raise HotdogInputError(f"--temp-location must be a gs:// URI for Dataflow, got {temp_location!r}")
         args += [f"--project={project}", f"--region={region}", f"--temp_location={temp_location}",
                  f"--num_workers={workers}"]
-    return PipelineOptions(args + list(extra_args or []))
+    return args
 
 
 def direct_args(workers: int = 1) -> list[str]:

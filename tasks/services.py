@@ -66,6 +66,18 @@ def stop(state_dir: str, names: list[str], timeout: float = 30) -> list[str]:
     return stopped
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """End ``proc`` and its process group (started with ``start_new_session``): SIGTERM, then
+    SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def wait_http(url: str, what: str, timeout: float = 120, ok=(200,), proc: subprocess.Popen | None = None) -> None:
     """Wait until ``url`` answers with a status in ``ok``; RuntimeError naming ``what`` otherwise,
     at once if ``proc`` (the server's process) has exited."""

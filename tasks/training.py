@@ -56,15 +56,12 @@ def paths(workdir: str) -> dict[str, str]:
 def stage_data(data_dirs: list[str], data_root: str) -> list[str]:
     """Copy each data set folder's TFRecords into ``data_root/<name>/`` (path or gs://; idempotent:
     files already there with the same bytes are not rewritten); returns names."""
-    from tasks import datasets
+    from tasks import dataset_config, inputs
 
+    inputs.check_data_sets(data_dirs)
     names = []
     for data_dir in data_dirs:
-        card_uri = fs.join(data_dir, datasets.CARD)
-        if not fs.exists(card_uri):
-            raise HotdogInputError(f"{data_dir} is not a data set folder (no {datasets.CARD}); "
-                                   f"build one with 'hotdog datasets'")
-        card = json.loads(fs.read_bytes(card_uri))
+        card = json.loads(fs.read_bytes(fs.join(data_dir, dataset_config.CARD)))
         for entry in card["files"]:
             data = fs.read_bytes(fs.join(data_dir, entry["file"]))
             destination = fs.join(data_root, card["name"], entry["file"])
@@ -135,19 +132,23 @@ def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = 
                 beam_pipeline_args=runners.direct_args())
 
 
+def check_backend(backend: str, workdir: str) -> None:
+    if backend not in BACKENDS:
+        raise HotdogInputError(f"--backend {backend!r} is not known; choose one of {', '.join(BACKENDS)}")
+    if backend != "vertex" and not workdir:
+        raise HotdogInputError(f"--workdir is required with --backend {backend}")
+
+
 def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: str = "local",
           requested_by: str | None = None) -> dict:
     """Stage ``data_dirs`` (none: retrain on the data root as it is), run the pipeline on
     ``backend`` (local or airflow); return the outcome (see :func:`outcome`).
     ``requested_by`` (e.g. a Prefect flow run id) is passed to Airflow runs as conf."""
-    if backend not in BACKENDS:
-        raise HotdogInputError(f"--backend {backend!r} is not known; choose one of {', '.join(BACKENDS)}")
+    check_backend(backend, workdir)
     if backend == "vertex":
         raise HotdogInputError("--backend vertex submits a job and does not wait for a model: use 'hotdog train "
                                "--backend vertex' (tasks.vertex.submit), not this function")
     settings.validate()
-    if not workdir:
-        raise HotdogInputError(f"--workdir is required with --backend {backend}")
     if backend == "airflow":
         workdir = os.path.abspath(workdir)  # compared with the folder the DAG was built for
     names = stage_data(data_dirs, paths(workdir)["data_root"])
@@ -161,9 +162,10 @@ def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: 
         airflow_rest.run_pipeline(airflow_rest.AirflowSettings.from_env(), workdir, dataclasses.asdict(settings),
                                   {"data_sets": names, "requested_by": requested_by or "hotdog"})
     else:
+        from tasks.component_progress import component_lines
         from tfx_pipeline.backends import local
 
-        local.run(pipeline_kwargs(workdir, settings))
+        local.run(pipeline_kwargs(workdir, settings), watch=component_lines)
     result = outcome(workdir)
     result["lineage"] = lineage(workdir, names, settings, result)
     if result["pushed_model"]:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from tasks import fs, images
+from tasks import fs, images, inputs
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.verdict")
@@ -81,8 +81,7 @@ def summarize(name: str, probabilities: np.ndarray, classes=CLASSES) -> dict:
 
 def run_verdict(models: dict[str, str], images_dir: str, out: str, classes=CLASSES) -> dict:
     """Score ``images_dir`` with each model {name: SavedModel dir}; write the report files into ``out``."""
-    if not models:
-        raise HotdogInputError("give at least one model (--model DIR)")
+    inputs.check_verdict(models, images_dir)
     names, blobs, skipped = load_images(images_dir)
     log.info("scoring %d images with %d model(s)", len(blobs), len(models))
     rows, summary = [], {"images_dir": images_dir, "images": len(blobs), "skipped": skipped, "models": []}

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 
-from tasks import fs, training
+from tasks import fs, progress, training
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.vertex")
@@ -85,7 +85,7 @@ def submit(data_dirs: list[str], config: VertexSettings, settings: training.Trai
     job = aiplatform.PipelineJob(display_name="hotdog", template_path=spec_uri,
                                  pipeline_root=fs.join(config.root, "pipeline"), enable_caching=enable_caching)
     job.submit(service_account=config.service_account)
-    log.info("Vertex pipeline job %s submitted: %s", job.resource_name, job._dashboard_uri())
+    progress.log.info("Vertex pipeline job %s submitted: %s", job.resource_name, job._dashboard_uri())
     if wait:
         job.wait()
     return {"backend": "vertex", "job": job.resource_name, "console": job._dashboard_uri(), "spec": spec_uri,

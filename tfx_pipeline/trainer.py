@@ -14,6 +14,7 @@ the classes in label order.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -52,6 +53,10 @@ def run_fn(fn_args):
     stats["train_seconds"] = round(time.perf_counter() - started, 2)
     stats["epochs_run"] = len(history.get("loss", []))
     stats["best_val_accuracy"] = max(history.get("val_accuracy", [0.0]))
+    logging.getLogger("hotdog.progress").info(
+        "        %d of at most %d epochs%s, best val_accuracy %.3f, %.0f s", stats["epochs_run"], config["epochs"],
+        " (early stop)" if stats["epochs_run"] < config["epochs"] else "", stats["best_val_accuracy"],
+        stats["train_seconds"])
     _export(model, fn_args.serving_model_dir, size)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training_stats.json"), "w") as handle:
         handle.write(json.dumps({**stats, "history": history}, indent=2))

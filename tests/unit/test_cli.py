@@ -1,0 +1,87 @@
+"""The CLI answers help and bad input at once: exit 2 and one line naming the file, field or
+option, without starting a Prefect server or importing TensorFlow, Beam or even Prefect."""
+import json
+import re
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tasks import settings
+from tests.conftest import small_tree
+
+PROBE = """
+import json, runpy, sys
+sys.argv = ["hotdog", *json.loads(sys.argv[1])]
+code = 0
+try:
+    runpy.run_module("flows.cli", run_name="__main__")
+except SystemExit as stop:
+    code = stop.code
+heavy = [m for m in ("tensorflow", "apache_beam", "prefect", "tfx") if m in sys.modules]
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.__stderr__)
+"""
+
+
+def probe(args, tmp_path):
+    env = {**os.environ, "PYTHONPATH": settings.PROJECT_ROOT, "HOTDOG_WORKDIR": str(tmp_path / "work")}
+    env.pop("PREFECT_API_URL", None)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    seconds = time.perf_counter() - started
+    *lines, last = done.stderr.strip().splitlines()
+    return json.loads(last), done.stdout, "\n".join(lines), seconds
+
+
+@pytest.fixture(scope="module")
+def prefect_import_seconds():
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import prefect"], check=True, timeout=120)
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ingest", "--help"], ["train", "--help"], ["run", "--help"],
+                                  ["data", "fetch", "--help"], ["serve", "--help"]])
+def test_help_is_immediate(args, tmp_path, prefect_import_seconds):
+    outcome, out, err, seconds = probe(args, tmp_path)
+    assert outcome == {"code": 0, "heavy": []}, err
+    assert "Usage" in out
+    assert seconds < prefect_import_seconds + 1.0, (seconds, prefect_import_seconds)
+
+
+def bad_inputs(tmp_path):
+    images = small_tree(tmp_path / "images", per_category=1)
+    (tmp_path / "bad.yaml").write_text("classes: [a, b\n")
+    (tmp_path / "not-a-set").mkdir()
+    return [
+        (["ingest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")], "source folder not found: .*missing"),
+        (["ingest", images, "--out", str(tmp_path / "o"), "--runner", "spark"], "Invalid value for '--runner'"),
+        (["ingest", images, "--out", str(tmp_path / "o"), "--runner", "dask"], "needs --dask-address"),
+        (["ingest", images, "--out", str(tmp_path / "o"), "--review", str(tmp_path / "r.json")],
+         "review manifest not found: .*r.json"),
+        (["datasets", images, "--out", str(tmp_path / "o"), "--config", str(tmp_path / "bad.yaml")],
+         "bad.yaml is not valid YAML"),
+        (["datasets", images, "--out", str(tmp_path / "o"), "--name", "nope"], r"unknown data set\(s\) \['nope'\]"),
+        (["train", "--data", str(tmp_path / "not-a-set"), "--workdir", str(tmp_path / "w")],
+         "not-a-set is not a data set folder"),
+        (["train", "--data", str(tmp_path / "not-a-set"), "--workdir", str(tmp_path / "w"), "--backbone", "resnet"],
+         "--backbone 'resnet' is not known"),
+        (["train", "--data", str(tmp_path / "not-a-set"), "--backend", "kubeflow", "--workdir", "w"],
+         "--backend 'kubeflow' is not known"),
+        (["verdict", "--model", str(tmp_path / "not-a-set"), "--images", images, "--out", str(tmp_path / "o")],
+         "not-a-set is not a SavedModel folder"),
+        (["run", "--data", images, "--images", str(tmp_path / "nowhere")], "no images to judge: .*nowhere"),
+        (["run", "--strategy", "slow"], "--strategy 'slow' is not known"),
+    ]
+
+
+def test_bad_input_fails_at_once_with_one_line(tmp_path, prefect_import_seconds):
+    for args, message in bad_inputs(tmp_path):
+        outcome, out, err, seconds = probe(args, tmp_path)
+        assert outcome == {"code": 2, "heavy": []}, (args, err)
+        assert re.search(message, err), (args, err)
+        assert seconds < prefect_import_seconds + 1.0, (args, seconds, prefect_import_seconds)
+    assert not (tmp_path / "work").exists()  # no log, no server state: nothing was started
