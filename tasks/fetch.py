@@ -17,11 +17,9 @@ import urllib.parse
 import uuid
 from typing import Callable
 
-from tasks import settings
-
 DEFAULT_BASE_URL = ("https://raw.githubusercontent.com/rseeto/mlops_hot_dog_classifier/"
                     "f70ea8746d57b0ea2f4c7440d4dded4d65dede1e")
-CHECKSUMS = os.path.join(settings.PROJECT_ROOT, "data", "hotdog-images.sha256")
+CHECKSUMS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "hotdog-images.sha256")
 REMOTE_PREFIX = "data/intermediary"
 COMPLETE = ".complete"
 CHECKSUM_ATTEMPTS = 2  # a file whose bytes do not match is fetched once more, then reported

@@ -4,10 +4,13 @@ from __future__ import annotations
 import io
 import os
 import struct
+import tempfile
 import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# commands run in-process write their logs under the work folder: keep them out of the checkout
+os.environ.setdefault("HOTDOG_WORKDIR", tempfile.mkdtemp(prefix="hotdog-tests-"))
 
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402

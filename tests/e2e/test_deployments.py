@@ -9,9 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
 from tasks import training
+from tests.conftest import small_tree
 from tests.e2e.conftest import PROJECT, TOPIC, UPLOAD_BUCKET, UPLOAD_PREFIX, client_call, deployment_runs
+from tests.e2e.test_cli import hotdog
 
 pytestmark = pytest.mark.slow
 
@@ -118,3 +121,15 @@ def test_two_uploads_at_once_give_two_serialized_runs(stack, gcs):
     assert sorted(r.parameters["object_uri"] for r in runs) == sorted(f"gs://{UPLOAD_BUCKET}/{n}" for n in uploads)
     assert [r.state_type.value for r in runs] == ["COMPLETED", "COMPLETED"]
     assert runs[0].end_time <= runs[1].start_time, "the two retraining runs overlapped"
+
+
+def test_a_command_reuses_the_running_stack(stack, tmp_path):
+    """A command run on the stack's work folder talks to its server instead of starting one."""
+    images = small_tree(tmp_path / "images")
+    done = hotdog(["ingest", images, "--out", str(tmp_path / "out")], tmp_path / "home", stack["root"], timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"Prefect: using the running 'hotdog serve' server at {stack['url']}" in done.stderr
+    assert "temporary server" not in done.stderr
+    runs = client_call(stack["url"], lambda c: c.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=["ingest-images"]))))
+    assert [r.state_type.value for r in runs if r.parameters.get("source") == images] == ["COMPLETED"]

@@ -1,14 +1,17 @@
 """The TFX pipeline on the local backend, through the Prefect flows, on a small real subset
 with the ``tiny`` backbone (plumbing, not accuracy)."""
+import contextlib
 import json
+import logging
 import os
+import re
 
 import pytest
 import tensorflow as tf
 
 from flows.train_flow import train
 from flows.verdict_flow import verdict
-from tasks import training
+from tasks import progress, training
 from tasks.errors import HotdogInputError
 from tests.conftest import small_datasets
 
@@ -22,6 +25,19 @@ COMPONENTS = ("ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidato
 def small_sets(shared_images, tmp_path_factory):
     """baseline and taco_bias data sets from 30 images per category of the real data."""
     return small_datasets(shared_images, tmp_path_factory.mktemp("small"), 30, ["baseline", "taco_bias"])
+
+
+@contextlib.contextmanager
+def progress_lines():
+    """The progress lines logged during the block."""
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    progress.log.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        progress.log.removeHandler(handler)
 
 
 def executions(workdir):
@@ -76,9 +92,12 @@ def test_rerun_without_changes_executes_nothing(trained, small_sets):
     second = executions(workdir)[before:]
     assert all(state == 5 for name, state in second if name not in ("Resolver", "Evaluator", "Pusher")), second
     before = len(executions(workdir))
-    again = train([small_sets["baseline"]], workdir, min_accuracy=0.0, **TINY)
+    with progress_lines() as lines:
+        again = train([small_sets["baseline"]], workdir, min_accuracy=0.0, **TINY)
     third = executions(workdir)[before:]
     assert third and all(state == 5 for name, state in third if name != "Resolver"), third  # CACHED
+    components = [line.split() for line in lines if re.match(r"\s+\d/9 ", line)]
+    assert [how for _, name, how, *_ in components if name != "Resolver"] == ["cached"] * 8, lines
     assert again["model_uri"] == second_result["model_uri"] == first["model_uri"]  # never retrained
     assert again["pushed_model"] == second_result["pushed_model"]
 
@@ -97,9 +116,13 @@ def test_new_tfrecord_file_trains_a_new_model_version(trained, small_sets):
     assert json.loads(open(result["pushed_model"] + ".lineage.json").read())["data_sets"] == ["baseline", "taco_bias"]
 
 
-def test_unblessed_model_says_why(small_sets, tmp_path, prefect_server):
-    result = train([small_sets["baseline"]], str(tmp_path), min_accuracy=1.0, **TINY)
+def test_unblessed_model_says_why(trained, small_sets):
+    """A stricter Evaluator on the same work folder: only the Evaluator and Pusher run again."""
+    workdir, _ = trained
+    before = os.listdir(training.paths(workdir)["registry"])
+    result = train([small_sets["baseline"]], workdir, min_accuracy=1.0, max_regression=1.0, **TINY)
     assert not result["blessed"] and result["pushed_model"] is None
+    assert os.listdir(training.paths(workdir)["registry"]) == before
     assert "categorical_accuracy" in result["reason"] and "below the minimum 1" in result["reason"]
 
 
