@@ -44,8 +44,7 @@ def check_ingest(source: str, review: str | None, max_pixels: int, runner: str, 
 
 def check_run(source: str, images: str, review: str | None, workers: int) -> None:
     """The end-to-end job's own input: the image tree, the images to judge, the review manifest."""
-    if workers < 1:
-        raise HotdogInputError(f"--workers must be >= 1, got {workers}")
+    runners.runner_args("direct", workers)
     folder(source, "source folder")
     if not fs.exists(images):
         raise HotdogInputError(f"no images to judge: {images} does not exist (pass --images DIR)")
@@ -74,6 +73,10 @@ def check_verdict(models: dict[str, str], images: str) -> None:
     if not models:
         raise HotdogInputError("give at least one model (--model DIR)")
     for model_dir in models.values():
-        if not fs.exists(fs.join(model_dir, "saved_model.pb")):
-            raise HotdogInputError(f"{model_dir} is not a SavedModel folder (no saved_model.pb)")
+        saved_model(model_dir)
     folder(images, "images folder")
+
+
+def saved_model(model_dir: str) -> None:
+    if not fs.exists(fs.join(model_dir, "saved_model.pb")):
+        raise HotdogInputError(f"{model_dir} is not a SavedModel folder (no saved_model.pb)")

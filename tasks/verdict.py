@@ -29,8 +29,7 @@ ORIGINAL = {"baseline": (0.420, 0.213, 0.367), "taco_bias": (0.138, 0.113, 0.749
 
 def load_images(images_dir: str) -> tuple[list[str], list[bytes], list[dict]]:
     """Every decodable image under ``images_dir`` (sorted) and the files skipped, with reasons."""
-    if not fs.exists(images_dir):
-        raise HotdogInputError(f"images folder not found: {images_dir}")
+    inputs.folder(images_dir, "images folder")
     uris = [u for u in fs.list_files(images_dir) if not images.is_system_file(u)]
     blobs = [fs.read_bytes(u) for u in uris]
     names, kept, skipped = [], [], []
@@ -50,8 +49,7 @@ def score(model_dir: str, blobs: list[bytes], batch_size: int = 64) -> tuple[np.
     """Softmax [N, classes] from the model's serving signature, and images/s."""
     import tensorflow as tf
 
-    if not fs.exists(fs.join(model_dir, "saved_model.pb")):
-        raise HotdogInputError(f"{model_dir} is not a SavedModel folder (no saved_model.pb)")
+    inputs.saved_model(model_dir)
     predict = tf.saved_model.load(model_dir).signatures["serving_default"]
     examples = [tf.train.Example(features=tf.train.Features(feature={
         "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b]))})).SerializeToString() for b in blobs]
