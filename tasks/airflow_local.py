@@ -68,9 +68,6 @@ def environment(home: str, port: int, workdir: str, train_settings, schedule: st
             "AIRFLOW__WEBSERVER__WORKERS": "1",
             "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            # tasks run on this machine and read the module files in place: skip TFX's per-parse
-            # packaging of them into wheels (every task parses the DAG file again)
-            "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES": "1",
             "HOTDOG_AIRFLOW_WORKDIR": workdir,
             "HOTDOG_AIRFLOW_SETTINGS": json.dumps(dataclasses.asdict(train_settings)),
             "HOTDOG_AIRFLOW_SCHEDULE": schedule or ""}

@@ -9,7 +9,7 @@ import datetime
 import os
 
 from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
 
 from tfx_pipeline.backends.local import metadata_path
 
@@ -24,7 +24,7 @@ def dag(pipeline_kwargs: dict, schedule: str | None = None, params: dict | None 
 
     root = pipeline_kwargs["pipeline_root"]
     os.makedirs(root, exist_ok=True)
-    config = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path(root))
+    config = metadata.sqlite_metadata_connection_config(metadata_path(root))
     airflow_config = AirflowPipelineConfig(airflow_dag_config={
         "schedule": schedule, "start_date": datetime.datetime(2024, 1, 1), "catchup": False,
         "max_active_runs": 1, "is_paused_upon_creation": False, "params": params or {},

@@ -4,7 +4,8 @@ from __future__ import annotations
 import contextlib
 import os
 
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 
 def metadata_path(pipeline_root: str) -> str:
@@ -18,7 +19,7 @@ def run(pipeline_kwargs: dict, watch=lambda components: contextlib.nullcontext()
 
     root = pipeline_kwargs["pipeline_root"]
     os.makedirs(root, exist_ok=True)
-    config = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path(root))
+    config = metadata.sqlite_metadata_connection_config(metadata_path(root))
     pipeline = create_pipeline(**pipeline_kwargs, metadata_connection_config=config)
     with watch(len(pipeline.components)):
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from tfx import v1 as tfx
+from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import KubeflowV2DagRunner, KubeflowV2DagRunnerConfig
 
 
 def compile_spec(pipeline_kwargs: dict, image: str, output_path: str) -> dict:
@@ -18,8 +18,8 @@ def compile_spec(pipeline_kwargs: dict, image: str, output_path: str) -> dict:
     (a local file) and return it; every component runs in ``image``."""
     from tfx_pipeline.pipeline import create_pipeline
 
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+    runner = KubeflowV2DagRunner(
+        config=KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output_path)), output_filename=os.path.basename(output_path))
     runner.run(create_pipeline(**pipeline_kwargs, code_in_image=True))
     with open(output_path) as handle:
