@@ -11,11 +11,11 @@ env:
 	@scripts/ensure-env >/dev/null
 
 run: env
-	@$(PY) -m flows.cli run
+	@$(PY) -m flows.cli run --fresh
 
 # About a minute of work after start-up: the tiny backbone on 30 images per category.
 demo: env
-	@$(PY) -m flows.cli run --workdir data/demo --backbone tiny --max-per-category 30 --epochs 3 \
+	@$(PY) -m flows.cli run --fresh --workdir data/demo --backbone tiny --max-per-category 30 --epochs 3 \
 		--min-accuracy 0 --max-regression 1
 
 test: env

@@ -14,7 +14,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import typer  # noqa: E402
 
-from tasks.errors import HotdogInputError  # noqa: E402
+from tasks.errors import HotdogInputError, WorkFolderBusy  # noqa: E402
 
 app = typer.Typer(help="hotdog-flows: ingest labelled images, build data sets, train and judge hot dogs.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -37,27 +37,35 @@ class Compat(str, Enum):
 
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show the full log (TensorFlow, Beam, Prefect) live.")
+FAIL_IF_BUSY = typer.Option(False, help="Exit 3 at once if another run holds the work folder (default: wait).")
 
 
 def _fail_cleanly(fn):
-    """Report bad input as one line on stderr with exit code 2 instead of a traceback."""
+    """Report bad input (exit 2) or a busy work folder (exit 3) as one line on stderr instead of
+    a traceback."""
     try:
         return fn()
     except HotdogInputError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
+    except WorkFolderBusy as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(3)
 
 
-def _run(command: str, check, work, workdir: str | None = None, verbose: bool = False):
+def _run(command: str, check, work, workdir: str | None = None, verbose: bool = False, lock: str = "",
+         fail_if_busy: bool = False):
     """``check()`` the input (no server, no TensorFlow), then ``work()`` against a Prefect API,
-    with the full log in the work folder's logs/ and progress lines on the terminal."""
+    with the full log in the work folder's logs/ and progress lines on the terminal. ``lock``: a
+    training work folder held for the whole command (waited for, unless ``fail_if_busy``)."""
     from flows import console, prefect_api
-    from tasks import settings
+    from tasks import settings, work_lock
 
     def main():
         check()
         root = workdir or settings.default_workdir()
         with console.session(command, settings.logs_dir(root), verbose) as session, \
+                work_lock.held(lock, command, wait=not fail_if_busy), \
                 prefect_api.api(settings.stack_dir(root), session.log_path, session.say):
             return work()
 
@@ -130,6 +138,7 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
           max_regression: float = typer.Option(0.0, help="Evaluator: allowed accuracy drop vs the latest "
                                                           "blessed model (0 = none, as the original)."),
           wait: bool = typer.Option(False, help="vertex: wait for the job to end."),
+          fail_if_busy: bool = FAIL_IF_BUSY,
           verbose: bool = VERBOSE):
     """Run the TFX pipeline; print the pushed model folder last, or exit 1 with why it was not blessed.
     With --backend vertex: print the submitted job and its console link."""
@@ -145,9 +154,11 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
         from flows.train_flow import train as train_flow
 
         return train_flow(data, workdir, backend, backbone, strategy, image_size, epochs, train_steps, eval_steps,
-                          min_accuracy, max_regression, wait)
+                          min_accuracy, max_regression, wait, fail_if_busy)
 
-    result = _run("train", check, work, workdir=workdir if backend != "vertex" else None, verbose=verbose)
+    local = backend != "vertex"
+    result = _run("train", check, work, workdir=workdir if local else None, verbose=verbose,
+                  lock=workdir if local else "", fail_if_busy=fail_if_busy)
     if backend == "vertex":
         typer.echo(f"{result['job']} ({result['state']})\n{result['console']}")
         return
@@ -191,12 +202,18 @@ def run(data: Optional[str] = typer.Option(None, help="Image tree (default: $HOT
         min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless."),
         max_regression: float = typer.Option(0.01, help="Evaluator: allowed accuracy drop vs the previous model."),
         workers: int = typer.Option(1, help="Beam worker processes for ingestion and data sets."),
+        fresh: bool = typer.Option(False, help="Delete the models of an earlier run in WORKDIR/run/training "
+                                               "first (without it, a run refuses to)."),
+        fail_if_busy: bool = FAIL_IF_BUSY,
         verbose: bool = VERBOSE):
-    """The end-to-end main job: ingest, data sets, three models by continuous training, verdict report."""
+    """The end-to-end main job: ingest, data sets, three models by continuous training, verdict report.
+    It trains in WORKDIR/run/training, never in the deployments' WORKDIR/training."""
     from tasks import fs, inputs, settings, training
 
     _fail_cleanly(training.TrainSettings(backbone, strategy, None, epochs, min_accuracy=min_accuracy,
                                          max_regression=max_regression).validate)
+    root = workdir or settings.default_workdir()
+    _fail_cleanly(lambda: training.check_can_start_over(training.demo_dir(root), fresh))
     source = data or settings.default_source() or _fetch_public_images()
     judged = images or fs.join(source, "hot dog")
 
@@ -206,11 +223,12 @@ def run(data: Optional[str] = typer.Option(None, help="Image tree (default: $HOT
     def work():
         from flows.run_flow import hotdog_run
 
-        return hotdog_run(source, workdir or settings.default_workdir(), review, judged, backbone, strategy, epochs,
-                          min_accuracy=min_accuracy, max_regression=max_regression, workers=workers,
-                          max_per_category=max_per_category)
+        return hotdog_run(source, root, review, judged, backbone, strategy, epochs, min_accuracy=min_accuracy,
+                          max_regression=max_regression, workers=workers, max_per_category=max_per_category,
+                          fresh=fresh, fail_if_busy=fail_if_busy)
 
-    result = _run("run", check, work, workdir=workdir, verbose=verbose)
+    result = _run("run", check, work, workdir=workdir, verbose=verbose, lock=training.demo_dir(root),
+                  fail_if_busy=fail_if_busy)
     typer.echo(result["report"] or "no model was blessed: see the log")
 
 

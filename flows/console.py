@@ -87,6 +87,6 @@ def session(command: str, log_dir: str, verbose: bool = False) -> Iterator[Sessi
 
 
 def _is_input_error(err: BaseException) -> bool:
-    from tasks.errors import HotdogInputError
+    from tasks.errors import HotdogInputError, WorkFolderBusy
 
-    return isinstance(err, HotdogInputError)
+    return isinstance(err, (HotdogInputError, WorkFolderBusy))

@@ -7,7 +7,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.common import forward_task_logs, report
-from tasks import training
+from tasks import training, work_lock
 
 
 @task(name="tfx-pipeline")
@@ -30,7 +30,7 @@ def vertex_submit(data: list[str], settings: training.TrainSettings, wait: bool)
 def train(data: list[str], workdir: str, backend: str = "local", backbone: str = "efficientnet_lite0",
           strategy: str = "fast", image_size: int | None = None, epochs: int = 20, train_steps: int = 25,
           eval_steps: int = 12, min_accuracy: float = 0.55, max_regression: float = 0.0,
-          wait: bool = False) -> dict:
+          wait: bool = False, fail_if_busy: bool = False) -> dict:
     """Train on the data set folders ``data`` added to the work folder's data root (an empty
     list retrains on the data root as it is: the nightly deployment).
 
@@ -38,6 +38,7 @@ def train(data: list[str], workdir: str, backend: str = "local", backbone: str =
     is then HOTDOG_VERTEX_ROOT). Returns the outcome: ``pushed_model`` (the new registry
     version) when the Evaluator blessed the model, else ``reason`` (metric, value, threshold);
     for vertex, the submitted ``job`` and its ``console`` link (``wait``: its final ``state``).
+    One run at a time per work folder: a second one waits (``fail_if_busy``: WorkFolderBusy).
     """
     settings = training.TrainSettings(backbone, strategy, image_size, epochs, train_steps, eval_steps, min_accuracy,
                                       max_regression)
@@ -48,10 +49,11 @@ def train(data: list[str], workdir: str, backend: str = "local", backbone: str =
             f"# Vertex AI pipeline job\n\nJob `{result['job']}` ({result['state']}): [console]({result['console']}).\n"
             f"\nSpec `{result['spec']}`, compiled in {result['compile_seconds']} s.\n"))
         return result
-    report("train: %s on the %s backend (%s, %s, up to %d epochs) in %s",
-           ", ".join(os.path.basename(d.rstrip("/")) for d in data) or "the data root as it is", backend,
-           settings.backbone, settings.strategy, settings.epochs, workdir)
-    result = pipeline_run(data, workdir, settings, backend)
+    with work_lock.held(workdir, "train", wait=not fail_if_busy):
+        report("train: %s on the %s backend (%s, %s, up to %d epochs) in %s",
+               ", ".join(os.path.basename(d.rstrip("/")) for d in data) or "the data root as it is", backend,
+               settings.backbone, settings.strategy, settings.epochs, workdir)
+        result = pipeline_run(data, workdir, settings, backend)
     accuracy = result["metrics"].get("categorical_accuracy", float("nan"))
     if result["pushed_model"]:
         report("train: model %s blessed (accuracy %.3f), pushed to %s",

@@ -7,7 +7,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.common import forward_task_logs
 from flows.train_flow import train
 from flows.verdict_flow import verdict
-from tasks import fs, training
+from tasks import fs, training, work_lock
 
 
 @task(name="stage-upload", retries=2, retry_delay_seconds=5)
@@ -28,9 +28,10 @@ def retrain_on_upload(object_uri: str, workdir: str, images: str, generation: st
     """Copy ``object_uri`` into the data root (continuous training), retrain, score ``images``."""
     logger = get_run_logger()
     logger.info("upload %s (generation %s, event %s)", object_uri, generation, event_id)
-    stage(object_uri, workdir, backend)
-    result = train([], workdir, backend, backbone, strategy, image_size, epochs, min_accuracy=min_accuracy,
-                   max_regression=max_regression)
+    with work_lock.held(workdir if backend != "vertex" else "", "retrain-on-upload"):
+        stage(object_uri, workdir, backend)
+        result = train([], workdir, backend, backbone, strategy, image_size, epochs, min_accuracy=min_accuracy,
+                       max_regression=max_regression)
     if backend == "vertex":  # the job trains remotely; its report is in Vertex AI
         return result
     if not result["pushed_model"]:

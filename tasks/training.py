@@ -53,6 +53,37 @@ def paths(workdir: str) -> dict[str, str]:
             "registry": os.path.join(workdir, "registry")}
 
 
+def demo_dir(workdir: str) -> str:
+    """The training work folder of ``hotdog run`` under its ``workdir`` (the deployments train in
+    ``<workdir>/training``)."""
+    return fs.join(workdir, "run", "training")
+
+
+def pushed_versions(workdir: str) -> list[str]:
+    """The registry's model versions, oldest first."""
+    registry = paths(workdir)["registry"]
+    if not fs.exists(registry):
+        return []
+    fsys, path = fs.filesystem(registry)
+    names = (entry.rstrip("/").rsplit("/", 1)[-1] for entry in fsys.ls(path, detail=False))
+    return sorted((name for name in names if name.isdigit()), key=int)
+
+
+def check_can_start_over(workdir: str, fresh: bool) -> None:
+    """Refuse to clear a work folder that holds pushed models unless ``fresh`` says so."""
+    versions = pushed_versions(workdir)
+    if versions and not fresh:
+        raise HotdogInputError(
+            f"{workdir} holds {len(versions)} pushed model(s) in {paths(workdir)['registry']}; 'hotdog run' trains "
+            f"from scratch there: pass --fresh to delete them, or choose another --workdir")
+
+
+def start_over(workdir: str) -> None:
+    """Delete the work folder's data root, pipeline root and registry (its lock stays)."""
+    for path in paths(workdir).values():
+        fs.remove(path, recursive=True)
+
+
 def stage_data(data_dirs: list[str], data_root: str) -> list[str]:
     """Copy each data set folder's TFRecords into ``data_root/<name>/`` (path or gs://; idempotent:
     files already there with the same bytes are not rewritten); returns names."""

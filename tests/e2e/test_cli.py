@@ -64,8 +64,12 @@ def test_a_fresh_home_on_busy_cores_gets_a_temporary_server(tmp_path):
 
 
 def test_end_to_end_job_says_what_it_does(tmp_path):
+    """...and trains in its own folder, leaving the deployments' training/ as it was."""
     source = photo_tree(tmp_path / "photos")
     work = tmp_path / "work"
+    deployed = work / "training" / "registry" / "1700000000"
+    deployed.mkdir(parents=True)
+    (deployed / "saved_model.pb").write_bytes(b"a model the nightly deployment pushed")
     done = hotdog(["run", "--data", source, "--backbone", "tiny", "--epochs", "2", "--min-accuracy", "0",
                    "--max-regression", "1"], tmp_path / "home", work, timeout=1200)
     assert done.returncode == 0, done.stderr
@@ -84,7 +88,8 @@ def test_end_to_end_job_says_what_it_does(tmp_path):
     report = work / "verdict" / "final" / "report.md"
     assert done.stdout.strip() == str(report)
     assert "| taco_bias |" in report.read_text() and "13.8% / 11.3% / 74.9%" in report.read_text()
-    assert sorted(os.listdir(work / "training" / "data_root")) == ["baseline", "sandwich_bias", "taco_bias"]
+    assert sorted(os.listdir(work / "run" / "training" / "data_root")) == ["baseline", "sandwich_bias", "taco_bias"]
+    assert (deployed / "saved_model.pb").read_bytes() == b"a model the nightly deployment pushed"
     log = log_of(done.stderr, work)
     assert "Component Trainer is running." in log  # the detail is in the log, not on the terminal
     assert " ERROR " not in log and "Traceback" not in log

@@ -85,3 +85,40 @@ def test_bad_input_fails_at_once_with_one_line(tmp_path, prefect_import_seconds)
         assert re.search(message, err), (args, err)
         assert seconds < prefect_import_seconds + 1.0, (args, seconds, prefect_import_seconds)
     assert not (tmp_path / "work").exists()  # no log, no server state: nothing was started
+
+
+def test_run_refuses_a_work_folder_with_pushed_models(tmp_path, prefect_import_seconds):
+    images = small_tree(tmp_path / "images", per_category=1)
+    model = tmp_path / "old" / "run" / "training" / "registry" / "1700000000"
+    model.mkdir(parents=True)
+    (model / "saved_model.pb").write_bytes(b"model")
+    outcome, _, err, seconds = probe(["run", "--data", images, "--images", images, "--workdir",
+                                      str(tmp_path / "old")], tmp_path)
+    assert outcome == {"code": 2, "heavy": []}, err
+    assert re.search(r"old/run/training holds 1 pushed model\(s\) in .*registry; .*pass --fresh", err), err
+    assert (model / "saved_model.pb").read_bytes() == b"model"
+
+
+HOLDER = """
+import sys
+from tasks import work_lock
+with work_lock.held(sys.argv[1], "holder"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_run_on_a_busy_work_folder_fails_fast_when_asked(tmp_path, prefect_import_seconds):
+    images = small_tree(tmp_path / "images", per_category=1)
+    folder = tmp_path / "work" / "run" / "training"
+    env = {**os.environ, "PYTHONPATH": settings.PROJECT_ROOT}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        outcome, _, err, seconds = probe(["run", "--data", images, "--images", images, "--fail-if-busy"], tmp_path)
+    finally:
+        holder.communicate("", timeout=60)
+    assert outcome["code"] == 3, err
+    assert f"is in use by pid {holder.pid} (holder, since " in err, err
+    assert seconds < prefect_import_seconds + 1.0, (seconds, prefect_import_seconds)
