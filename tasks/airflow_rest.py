@@ -37,18 +37,48 @@ class AirflowSettings:
                    os.environ.get("HOTDOG_AIRFLOW_DAG", cls.dag_id))
 
 
-class AirflowClient:
-    """The few REST calls the backend needs; errors name the setting to fix."""
+class AirflowUnreachable(RuntimeError):
+    """Airflow stopped answering while a triggered run was being followed (infrastructure)."""
 
-    def __init__(self, config: AirflowSettings, timeout: float = 30):
-        self.config = config
-        self._http = httpx.Client(base_url=config.url, auth=(config.user, config.password), timeout=timeout)
+
+class AirflowClient:
+    """The few REST calls the backend needs; errors name the setting to fix.
+
+    Before a run is triggered, an Airflow that does not answer is a setting to fix
+    (HotdogInputError). Once a run is triggered (``following``), Airflow may restart under
+    it: the client retries with backoff for up to ``unreachable_seconds``, then raises
+    AirflowUnreachable naming the run, which keeps going in Airflow."""
+
+    def __init__(self, config: AirflowSettings, timeout: float = 30, unreachable_seconds: float = 600,
+                 transport: httpx.BaseTransport | None = None):
+        self.config, self.unreachable_seconds = config, unreachable_seconds
+        self.following: str | None = None
+        self._http = httpx.Client(base_url=config.url, auth=(config.user, config.password), timeout=timeout,
+                                  transport=transport)
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as err:
-            raise HotdogInputError(f"Airflow is unreachable at {self.config.url} (HOTDOG_AIRFLOW_URL): {err}") from None
+        deadline, pause = time.monotonic() + self.unreachable_seconds, 1.0
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as err:
+                problem = f"{type(err).__name__}: {err}"
+                response = None
+            else:
+                problem = f"HTTP {response.status_code}" if response.status_code in (502, 503, 504) else None
+            if problem is None:
+                break
+            if self.following is None:
+                raise HotdogInputError(f"Airflow is unreachable at {self.config.url} (HOTDOG_AIRFLOW_URL): "
+                                       f"{problem}") from None
+            if time.monotonic() > deadline:
+                raise AirflowUnreachable(f"Airflow at {self.config.url} stopped answering ({problem}) for "
+                                         f"{self.unreachable_seconds:.0f} s while run {self.following} of DAG "
+                                         f"{self.config.dag_id} was going on; it may still be running there")
+            progress.log.info("Airflow unreachable (%s); retrying in %.0f s, run %s goes on there", problem, pause,
+                              self.following)
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)
         if response.status_code in (401, 403):
             raise HotdogInputError(f"Airflow at {self.config.url} refused user {self.config.user!r} (HTTP "
                                    f"{response.status_code}): check HOTDOG_AIRFLOW_USER / HOTDOG_AIRFLOW_PASSWORD")
@@ -121,12 +151,13 @@ def run_pipeline(config: AirflowSettings, workdir: str, expected: dict, conf: di
                  poll_seconds: float = 3, timeout: float = 6 * 3600) -> str:
     """Trigger the DAG, log each task state change, wait for the end; returns the run id.
 
-    Raises RuntimeError naming the failed task, with the end of its log.
+    Raises RuntimeError naming the failed task, with the end of its log; AirflowUnreachable
+    when Airflow stops answering for longer than the client's budget.
     """
     client = AirflowClient(config)
     try:
         check_settings(client.dag_details(), workdir, expected)
-        run_id = client.trigger(conf)
+        run_id = client.following = client.trigger(conf)
         progress.log.info("Airflow run %s of DAG %s triggered", run_id, config.dag_id)
         seen: dict[str, str | None] = {}
         deadline = time.monotonic() + timeout
