@@ -27,6 +27,9 @@ from tasks.errors import HotdogInputError
 log = logging.getLogger("hotdog.ingest")
 
 MARKER = "summary.json"
+# What makes one file unreadable for good (a dangling link, no permission); an I/O or network
+# error is the infrastructure's: the job fails, nothing is committed and a re-run reads the file.
+UNREADABLE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 MANIFEST = "manifest.jsonl"
 SHARD_LIST = "shards.jsonl"  # staging only: the shard files the job wrote
 SHARD_BYTES = 128 * 2**20  # target TFRecord shard size; also bounds the memory of one shard group
@@ -120,7 +123,7 @@ class InspectBatch(beam.DoFn):
                 continue
             try:
                 readable.append((source, fs.read_bytes(source.uri)))
-            except OSError as err:
+            except UNREADABLE_ERRORS as err:  # the file's own problem; any other OSError fails the job
                 rows.append({"path": source.rel, "category": source.category, "outcome": "invalid",
                              "reason": images.UNREADABLE, "detail": str(err)})
         valid = collections.defaultdict(list)

@@ -171,3 +171,20 @@ def test_bad_review_manifest_names_the_file(tree, tmp_path, content, message):
 def test_missing_review_manifest(tree, tmp_path):
     with pytest.raises(HotdogInputError, match="review manifest not found"):
         ingest.run_ingest(tree, str(tmp_path / "out"), review=str(tmp_path / "nope.json"))
+
+
+def test_an_io_error_fails_the_job_instead_of_rejecting_the_file(tree, tmp_path, monkeypatch):
+    import errno
+
+    out = str(tmp_path / "out")
+    read = ingest.fs.read_bytes
+
+    def flaky(uri):
+        if uri.endswith("taco_1.jpeg"):
+            raise OSError(errno.EIO, "Input/output error", uri)
+        return read(uri)
+
+    monkeypatch.setattr(ingest.fs, "read_bytes", flaky)
+    with pytest.raises(Exception, match="Input/output error"):
+        ingest.run_ingest(tree, out)
+    assert not os.path.exists(os.path.join(out, "summary.json"))
