@@ -82,7 +82,7 @@ def from_notification(attributes: dict[str, str], data: bytes) -> Upload | None:
     if data:
         try:
             size = int(json.loads(data).get("size", 0))
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError):
             raise HotdogInputError(f"notification for {bucket}/{name}: its data is not object metadata "
                                    "JSON with an integer 'size'") from None
     if not generation.isdigit():

@@ -41,6 +41,8 @@ def test_other_notification_types_are_not_uploads():
     ({**ATTRS, "objectGeneration": "abc"}, DATA, "objectGeneration 'abc'"),
     (ATTRS, b"not json", "integer 'size'"),
     (ATTRS, b'{"size": "big"}', "integer 'size'"),
+    (ATTRS, b'{"size": null}', "integer 'size'"),
+    (ATTRS, b'[1, 2]', "integer 'size'"),
 ])
 def test_malformed_notifications_name_the_field(attributes, data, message):
     with pytest.raises(HotdogInputError, match=message):
