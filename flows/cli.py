@@ -299,7 +299,8 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
           max_regression: float = typer.Option(0.0, help="Allowed regression for nightly/upload retraining."),
           bridge: BridgeMode = typer.Option(BridgeMode.off, help="Also run 'hotdog bridge' on BUCKET."),
           subscription: Optional[str] = typer.Option(None, help="With --bridge pubsub: projects/P/subscriptions/S."),
-          prefix: str = typer.Option("", help="With --bridge: only objects under this name prefix.")):
+          prefix: str = typer.Option("", help="Only objects under this name prefix retrain (the bridge's "
+                                              "filter, and what retrain-on-upload accepts from any event).")):
     """Start a local Prefect server, work pool + queue, the deployments, a worker and optionally the bridge."""
     from flows import serve as stack
     from tasks import settings
@@ -319,8 +320,8 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
         return stack.start(state_dir or settings.stack_dir(root), port, {
             "HOTDOG_DATA": source, "HOTDOG_WORKDIR": root, "HOTDOG_TRAINING_DIR": os.path.join(root, "training"),
             "HOTDOG_IMAGES": images or os.path.join(source, "hot dog"), "HOTDOG_BUCKET": bucket,
-            "HOTDOG_BACKEND": backend,
-            "HOTDOG_BACKBONE": backbone, "HOTDOG_EPOCHS": str(epochs), "HOTDOG_MIN_ACCURACY": str(min_accuracy),
+            "HOTDOG_PREFIX": prefix, "HOTDOG_BACKEND": backend, "HOTDOG_BACKBONE": backbone,
+            "HOTDOG_EPOCHS": str(epochs), "HOTDOG_MIN_ACCURACY": str(min_accuracy),
             "HOTDOG_MAX_REGRESSION": str(max_regression)}, bridge_args)
 
     url = _fail_cleanly(main)

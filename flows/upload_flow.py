@@ -7,29 +7,47 @@ from prefect.artifacts import create_markdown_artifact
 from flows.common import forward_task_logs
 from flows.train_flow import train
 from flows.verdict_flow import verdict
-from tasks import fs, training, work_lock
+from tasks import fs, training, uploads, work_lock
+from tasks.errors import HotdogInputError
 
 
-@task(name="stage-upload", retries=2, retry_delay_seconds=5)
-def stage(object_uri: str, workdir: str, backend: str) -> str:
+def _not_an_input_error(task, task_run, state) -> bool:
+    """Retry infrastructure errors only: a bad upload stays bad."""
+    try:
+        state.result()
+    except HotdogInputError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient
+        return True
+    return True
+
+
+@task(name="stage-upload", retries=2, retry_delay_seconds=5, retry_condition_fn=_not_an_input_error)
+def stage(object_uri: str, workdir: str, backend: str, generation: str | None) -> str:
     with forward_task_logs():
         if backend == "vertex":  # Vertex AI trains on the data root under HOTDOG_VERTEX_ROOT
             from tasks import vertex
 
-            return training.stage_upload(object_uri, fs.join(vertex.VertexSettings.from_env().root, "data_root"))
-        return training.stage_upload(object_uri, training.paths(workdir)["data_root"])
+            data_root = fs.join(vertex.VertexSettings.from_env().root, "data_root")
+        else:
+            data_root = training.paths(workdir)["data_root"]
+        return uploads.stage(object_uri, data_root, generation)
 
 
 @flow(name="retrain-on-upload")
 def retrain_on_upload(object_uri: str, workdir: str, images: str, generation: str | None = None,
                       event_id: str | None = None, backend: str = "local", backbone: str = "efficientnet_lite0",
                       strategy: str = "fast", epochs: int = 20, image_size: int | None = None,
-                      min_accuracy: float = 0.55, max_regression: float = 0.0) -> dict:
-    """Copy ``object_uri`` into the data root (continuous training), retrain, score ``images``."""
+                      min_accuracy: float = 0.55, max_regression: float = 0.0, bucket: str | None = None,
+                      prefix: str = "") -> dict:
+    """Copy ``object_uri`` into the data root (continuous training), retrain, score ``images``.
+    With ``bucket``, only objects under gs://``bucket``/``prefix`` are accepted."""
     logger = get_run_logger()
     logger.info("upload %s (generation %s, event %s)", object_uri, generation, event_id)
+    if bucket:
+        uploads.check_source(object_uri, bucket, prefix)
     with work_lock.held(workdir if backend != "vertex" else "", "retrain-on-upload"):
-        stage(object_uri, workdir, backend)
+        stage(object_uri, workdir, backend, generation)
         result = train([], workdir, backend, backbone, strategy, image_size, epochs, min_accuracy=min_accuracy,
                        max_regression=max_regression)
     if backend == "vertex":  # the job trains remotely; its report is in Vertex AI

@@ -18,13 +18,24 @@ import fsspec
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """Return the filesystem for ``uri`` and the path inside it (no protocol for local)."""
-    options = {}
-    if uri.startswith("gs://"):
-        options["use_listings_cache"] = False  # several processes write here: never trust a cached listing
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            options["token"] = "anon"  # emulators (fake-gcs-server) take no credentials
-    fs, path = fsspec.core.url_to_fs(uri, **options)
+    fs, path = fsspec.core.url_to_fs(uri, **(_gcs_options() if uri.startswith("gs://") else {}))
     return fs, path
+
+
+def _gcs_options(**extra) -> dict:
+    options = {"use_listings_cache": False, **extra}  # several processes write: never trust a cached listing
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        options["token"] = "anon"  # emulators (fake-gcs-server) take no credentials
+    return options
+
+
+def pinned(uri: str, generation: str | None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Like :func:`filesystem`, but a gs:// path names object version ``generation``: size and
+    reads then refer to those bytes, or raise FileNotFoundError once that version is gone."""
+    if not (uri.startswith("gs://") and generation):
+        return filesystem(uri)
+    fs, path = fsspec.core.url_to_fs(uri, **_gcs_options(version_aware=True))
+    return fs, f"{path}#{generation}"
 
 
 def is_remote(uri: str) -> bool:
@@ -55,6 +66,12 @@ def exists(uri: str) -> bool:
     return fs.exists(path)
 
 
+def partial_name(path: str) -> str:
+    """A hidden temporary name beside ``path`` that keeps none of its name, so no data glob
+    (``*/*.tfrecord*``) ever matches a file a killed writer left behind."""
+    return os.path.join(os.path.dirname(path), f".partial-{uuid.uuid4().hex}")
+
+
 def write_bytes_atomic(uri: str, data: bytes) -> None:
     """Write ``data`` to ``uri`` so that readers see either the old or the whole new file."""
     fs, path = filesystem(uri)
@@ -62,7 +79,7 @@ def write_bytes_atomic(uri: str, data: bytes) -> None:
         fs.pipe_file(path, data)  # a GCS object appears only once the upload completes
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    tmp = partial_name(path)
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -78,7 +95,7 @@ def put_file_atomic(local_path: str, uri: str) -> None:
         os.remove(local_path)
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    tmp = partial_name(path)
     shutil.move(local_path, tmp)  # a rename on one device, a copy across devices
     os.replace(tmp, path)
 

@@ -102,48 +102,14 @@ def stage_data(data_dirs: list[str], data_root: str) -> list[str]:
     return names
 
 
-def _has_tfrecords(data_root: str) -> bool:
-    return os.path.isdir(data_root) and any(
-        ".tfrecord" in name for folder in os.listdir(data_root) if os.path.isdir(os.path.join(data_root, folder))
-        for name in os.listdir(os.path.join(data_root, folder)))
-
-
-def stage_upload(uri: str, data_root: str, max_bytes: int = 2 * 2**30) -> str:
-    """Copy an uploaded TFRecord (``gs://bucket/.../name.tfrecord[.gz]`` or a path) into
-    ``data_root/<name without suffix>/`` (path or gs://); returns the destination.
-
-    Only the object's base name is used, so ``../`` or absolute names never leave the data
-    root; anything that is not a readable TFRecord file of at most ``max_bytes`` is refused.
-    """
-    import tensorflow as tf
-
-    name = uri.rstrip("/").rsplit("/", 1)[-1]
-    if not name or name in (".", "..") or not name.endswith((".tfrecord", ".tfrecord.gz")):
-        raise HotdogInputError(f"refusing {uri!r}: only *.tfrecord or *.tfrecord.gz files are training data")
-    stem = name.split(".tfrecord", 1)[0]
-    if not stem or stem.startswith("."):
-        raise HotdogInputError(f"refusing {uri!r}: the file name has no usable stem")
-    fsys, path = fs.filesystem(uri)
-    size = fsys.size(path)
-    if size > max_bytes:
-        raise HotdogInputError(f"refusing {uri!r}: {size} bytes is over the {max_bytes}-byte limit")
-    data = fs.read_bytes(uri)
-    scratch = fs.local_scratch_file(".tfrecord")
-    try:
-        with open(scratch, "wb") as handle:
-            handle.write(data)
-        compression = "GZIP" if name.endswith(".gz") else ""
-        count = sum(1 for _ in tf.data.TFRecordDataset(scratch, compression_type=compression))
-    except tf.errors.OpError as err:
-        raise HotdogInputError(f"refusing {uri!r}: not a readable TFRecord file ({err.message.strip()})") from None
-    finally:
-        os.remove(scratch)
-    if count == 0:
-        raise HotdogInputError(f"refusing {uri!r}: the TFRecord file holds no record")
-    destination = fs.join(data_root, stem, name)
-    fs.write_bytes_atomic(destination, data)
-    log.info("staged %s (%d records) as %s", uri, count, destination)
-    return destination
+def data_files(data_root: str) -> list[str]:
+    """The TFRecord files training reads (``<folder>/<file>``, relative to the local ``data_root``)."""
+    if not os.path.isdir(data_root):
+        return []
+    return sorted(f"{folder}/{name}" for folder in os.listdir(data_root)
+                  if os.path.isdir(os.path.join(data_root, folder))
+                  for name in os.listdir(os.path.join(data_root, folder))
+                  if ".tfrecord" in name and not name.startswith("."))
 
 
 def _sha256(data: bytes) -> str:
@@ -183,7 +149,7 @@ def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: 
     if backend == "airflow":
         workdir = os.path.abspath(workdir)  # compared with the folder the DAG was built for
     names = stage_data(data_dirs, paths(workdir)["data_root"])
-    if not _has_tfrecords(paths(workdir)["data_root"]):
+    if not data_files(paths(workdir)["data_root"]):
         raise HotdogInputError(f"nothing to train on: no data set given (--data DIR) and no TFRecord in "
                                f"{paths(workdir)['data_root']}")
     log.info("training on data sets %s (data root %s)", names, paths(workdir)["data_root"])
@@ -216,6 +182,7 @@ def lineage(workdir: str, data_sets: list[str], settings: TrainSettings, result:
     trainer = _latest_execution(store, "Trainer")
     return {
         "data_sets": sorted(set(os.listdir(paths(workdir)["data_root"]))),
+        "data_files": data_files(paths(workdir)["data_root"]),
         "requested_data_sets": data_sets,
         "examples_fingerprint": _prop(example_gen, "input_fingerprint") if example_gen else None,
         "parameters": json.loads(_prop(trainer, "custom_config") or "{}") if trainer else dataclasses.asdict(settings),

@@ -110,8 +110,11 @@ def test_uploads_retrain_once_each_and_one_at_a_time(stack, gcs):
         assert run.parameters["generation"] == str(gcs.info(f"{UPLOAD_BUCKET}/{name}")["generation"])
     assert len(model_versions(stack["root"])) == len(versions_before) + 2
     data_root = training.paths(str(stack["root"] / "training"))["data_root"]
-    assert os.path.exists(os.path.join(data_root, "taco_bias", "taco_bias.tfrecord"))
-    assert os.path.exists(os.path.join(data_root, "sandwich_bias", "sandwich_bias.tfrecord"))
+    staged = sorted(os.listdir(os.path.join(data_root, "uploads")))
+    generations = sorted(f"-{run.parameters['generation']}.tfrecord" for run in runs)
+    assert sorted(name[name.rindex("-"):] for name in staged) == generations, staged
+    assert sorted(os.path.getsize(os.path.join(data_root, "uploads", n)) for n in staged) == sorted(
+        os.path.getsize(path) for path in uploads.values())
     bridge_log = (stack["state"] / "bridge.log").read_text()
     assert f"duplicate gs://{UPLOAD_BUCKET}/{twice}" in bridge_log
     assert "outside the prefix" in bridge_log and "notes.txt' does not end with" in bridge_log
@@ -127,3 +130,29 @@ def test_a_command_reuses_the_running_stack(stack, tmp_path):
     runs = client_call(stack["url"], lambda c: c.read_flow_runs(
         flow_filter=FlowFilter(name=FlowFilterName(any_=["ingest-images"]))))
     assert [r.state_type.value for r in runs if r.parameters.get("source") == images] == ["COMPLETED"]
+
+
+def test_an_event_naming_an_object_outside_the_bucket_stages_nothing(stack, tmp_path):
+    """The trigger matches on the resource id; the payload's uri is not trusted."""
+    import datetime as dt
+    import uuid
+
+    import httpx
+
+    from tasks.gcs_events import EVENT_NAME
+
+    outside = tmp_path / "elsewhere.tfrecord"
+    outside.write_bytes(b"not from the bucket")
+    data_root = training.paths(str(stack["root"] / "training"))["data_root"]
+    files_before = training.data_files(data_root)
+    before = len(deployment_runs(stack["url"], "retrain-on-upload"))
+    name = f"{UPLOAD_PREFIX}spoofed.tfrecord"
+    event = {"id": str(uuid.uuid4()), "occurred": dt.datetime.now(dt.timezone.utc).isoformat(), "event": EVENT_NAME,
+             "resource": {"prefect.resource.id": f"gcs.object.{UPLOAD_BUCKET}.{name}"},
+             "payload": {"uri": str(outside), "generation": "1"}}
+    httpx.post(f"{stack['url']}/events", json=[event], timeout=30).raise_for_status()
+    [run] = wait_for_runs(stack["url"], before + 1)[before:]
+    assert run.parameters["object_uri"] == str(outside)
+    assert run.state_type.value == "FAILED"
+    assert f"uploads are accepted only from gs://{UPLOAD_BUCKET}/{UPLOAD_PREFIX}" in run.state.message
+    assert training.data_files(data_root) == files_before

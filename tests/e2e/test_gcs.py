@@ -55,3 +55,29 @@ def test_missing_gcs_source(bucket):
 
     with pytest.raises(HotdogInputError, match="source folder not found: gs://hotdog-test/nothing-here"):
         ingest.run_ingest("gs://hotdog-test/nothing-here", "gs://hotdog-test/out")
+
+
+def test_an_upload_is_staged_at_its_events_generation_or_not_at_all(bucket, tmp_path):
+    """An object overwritten between its event and the staging is not staged under the old
+    event; the new version is staged by its own."""
+    import tensorflow as tf
+
+    from tasks import tfrecords, uploads
+    from tasks.errors import HotdogInputError
+    from tests.conftest import image_bytes
+
+    def version(colour):
+        local = str(tmp_path / f"{colour}.tfrecord")
+        with tf.io.TFRecordWriter(local) as writer:
+            writer.write(tfrecords.labelled_example(image_bytes(color=(colour, 0, 0)), [0, 1, 0]))
+        bucket.put(local, "hotdog-test/uploads/x.tfrecord")
+        return open(local, "rb").read(), str(bucket.info("hotdog-test/uploads/x.tfrecord")["generation"])
+
+    _, first = version(10)
+    newer, second = version(200)
+    data_root = str(tmp_path / "work" / "data_root")
+    with pytest.raises(HotdogInputError, match=f"generation {first} is gone"):
+        uploads.stage("gs://hotdog-test/uploads/x.tfrecord", data_root, generation=first)
+    assert not os.path.exists(os.path.join(data_root, "uploads"))
+    staged = uploads.stage("gs://hotdog-test/uploads/x.tfrecord", data_root, generation=second)
+    assert staged.endswith(f"-{second}.tfrecord") and open(staged, "rb").read() == newer
