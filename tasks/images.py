@@ -17,6 +17,12 @@ from PIL import Image, UnidentifiedImageError
 # would exhaust memory when decoded (40 MP x 3 bytes = 120 MB).
 DEFAULT_MAX_PIXELS = 40_000_000
 
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file an image within ``max_pixels`` can need: 4 bytes a pixel (an
+    uncompressed RGBA BMP) plus 1 MiB of headers and metadata; larger files are not read."""
+    return 4 * max_pixels + 2**20
+
 # Formats tf.io.decode_image decodes in TF 2.16, by Pillow's format name.
 TF_DECODABLE = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
 

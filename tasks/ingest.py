@@ -34,6 +34,7 @@ MANIFEST = "manifest.jsonl"
 SHARD_LIST = "shards.jsonl"  # staging only: the shard files the job wrote
 SHARD_BYTES = 128 * 2**20  # target TFRecord shard size; also bounds the memory of one shard group
 BATCH_FILES = 1024  # files per Beam element: amortises per-element and per-decode-batch overhead
+BATCH_BYTES = 256 * 2**20  # ...and at most this many bytes of them, so a worker holds about one batch
 OUTCOMES = ("accepted", "duplicate", "review_rejected", "over_cap", "invalid")
 OWNED_PATTERNS = ("*/part-*-of-*.tfrecord", MANIFEST)
 
@@ -154,6 +155,10 @@ class InspectBatch(beam.DoFn):
                     "detail": "operating-system metadata file"}
         if name in self.review.get(source.category, ()):
             return {**row, "outcome": "review_rejected", "reason": "review_manifest"}
+        if source.size > images.max_file_bytes(self.max_pixels):
+            return {**row, "outcome": "invalid", "reason": images.TOO_LARGE, "size_bytes": source.size,
+                    "detail": f"{source.size} bytes > limit {images.max_file_bytes(self.max_pixels)} "
+                              f"(4 bytes a pixel at the {self.max_pixels}-pixel limit); not read"}
         return None
 
 
@@ -221,6 +226,20 @@ def _shard_counts(listing: Listing) -> dict[str, int]:
     return {c: max(1, math.ceil(sizes[c] / SHARD_BYTES)) for c in listing.categories}
 
 
+def batch_spans(sizes: list[int], max_files: int = BATCH_FILES, max_bytes: int = BATCH_BYTES) -> list[tuple[int, int]]:
+    """[start, end) spans of consecutive files, each of at most ``max_files`` files and
+    ``max_bytes`` bytes (a single larger file gets a span of its own)."""
+    spans, start, held = [], 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and (index - start == max_files or held + size > max_bytes):
+            spans.append((start, index))
+            start, held = index, 0
+        held += size
+    if start < len(sizes):
+        spans.append((start, len(sizes)))
+    return spans
+
+
 def build_pipeline(p: beam.Pipeline, listing: Listing, review: dict[str, set[str]], stage: str,
                    max_per_category: int | None, max_pixels: int) -> None:
     """Add the ingestion transforms to ``p``; outputs land under ``stage``.
@@ -236,7 +255,7 @@ def build_pipeline(p: beam.Pipeline, listing: Listing, review: dict[str, set[str
     fs.write_bytes_atomic(listing_uri, "".join(
         json.dumps(dataclasses.asdict(f), ensure_ascii=False) + "\n" for f in listing.files).encode())
     total = len(listing.files)
-    spans = [(i, min(i + BATCH_FILES, total)) for i in range(0, total, BATCH_FILES)]
+    spans = batch_spans([f.size for f in listing.files])
     inspected = (p | "Batches" >> beam.Create(spans)
                  | "Spread" >> beam.Reshuffle()
                  | "Inspect" >> beam.ParDo(InspectBatch(listing_uri, max_pixels, review, shard_counts, total)))

@@ -188,3 +188,26 @@ def test_an_io_error_fails_the_job_instead_of_rejecting_the_file(tree, tmp_path,
     with pytest.raises(Exception, match="Input/output error"):
         ingest.run_ingest(tree, out)
     assert not os.path.exists(os.path.join(out, "summary.json"))
+
+
+def test_a_file_too_big_for_any_image_within_the_pixel_limit_is_not_read(tmp_path, monkeypatch):
+    from tests.conftest import image_bytes, write_tree
+
+    source = write_tree(tmp_path / "src", {"food/small.jpeg": image_bytes(), "food/huge.jpeg": b"\0" * (2**20 + 5000)})
+    read = ingest.fs.read_bytes
+    monkeypatch.setattr(ingest.fs, "read_bytes", lambda uri: read(uri) if "huge" not in uri else pytest.fail(uri))
+    summary = ingest.run_ingest(source, str(tmp_path / "out"), max_pixels=1000)
+    rows = {r["path"]: r for r in ingest.read_json_lines(str(tmp_path / "out" / ingest.MANIFEST))}
+    assert (rows["food/huge.jpeg"]["outcome"], rows["food/huge.jpeg"]["reason"]) == ("invalid", "too_large")
+    assert "not read" in rows["food/huge.jpeg"]["detail"]
+    assert summary["totals"]["invalid"] == 1
+
+
+@pytest.mark.parametrize("sizes, spans", [
+    ([10] * 5, [(0, 2), (2, 4), (4, 5)]),      # two files a batch
+    ([60, 50, 10, 10], [(0, 1), (1, 3), (3, 4)]),  # at most 100 bytes a batch
+    ([500, 1], [(0, 1), (1, 2)]),              # an oversized file alone
+    ([], []),
+])
+def test_batches_are_bounded_by_files_and_bytes(sizes, spans):
+    assert ingest.batch_spans(sizes, max_files=2, max_bytes=100) == spans
