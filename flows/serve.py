@@ -30,6 +30,10 @@ def environment(state_dir: str, port: int, extra: dict[str, str] | None = None) 
             "PREFECT_SERVER_API_HOST": "127.0.0.1",
             "PREFECT_SERVER_API_PORT": str(port),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # no web page may drive the unauthenticated API: state changes need a CSRF token, and
+            # browsers may call it only from the server's own UI
+            "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
+            "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
             # the worker's poll period bounds how soon a triggered run starts (Prefect's default: 10 s)
             "PREFECT_WORKER_QUERY_SECONDS": os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
             "DO_NOT_TRACK": "1",

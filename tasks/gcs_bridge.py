@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -28,19 +29,37 @@ LEASE_SECONDS = 10
 
 
 class PrefectEvents:
-    """POSTs events to ``{api_url}/events``; auth from PREFECT_API_AUTH_STRING or PREFECT_API_KEY."""
+    """POSTs events to ``{api_url}/events``; auth from PREFECT_API_AUTH_STRING or PREFECT_API_KEY,
+    and the CSRF token of a server that asks for one (as Prefect's own client does)."""
 
     def __init__(self, api_url: str, timeout: float = 10.0):
         auth_string, api_key = os.environ.get("PREFECT_API_AUTH_STRING"), os.environ.get("PREFECT_API_KEY")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         auth = tuple(auth_string.split(":", 1)) if auth_string and ":" in auth_string else None
-        self.url = f"{api_url.rstrip('/')}/events"
+        self.api = api_url.rstrip("/")
+        self.url = f"{self.api}/events"
         self._client = httpx.Client(timeout=timeout, headers=headers, auth=auth)
+        self._csrf_client = str(uuid.uuid4())
+        self._csrf: dict[str, str] | None = None
+
+    def _csrf_headers(self) -> dict[str, str]:
+        """Prefect's CSRF headers; {} for a server without CSRF protection."""
+        if self._csrf is None:
+            response = self._client.get(f"{self.api}/csrf-token", params={"client": self._csrf_client})
+            if response.status_code == 200:
+                self._csrf = {"Prefect-Csrf-Token": response.json()["token"],
+                              "Prefect-Csrf-Client": self._csrf_client}
+            else:  # 422: protection is off; 404: a server without it
+                self._csrf = {}
+        return self._csrf
 
     def post(self, event: dict) -> None:
         """Raises RuntimeError unless the API accepted the event."""
         try:
-            response = self._client.post(self.url, json=[event])
+            response = self._client.post(self.url, json=[event], headers=self._csrf_headers())
+            if response.status_code == 403 and "Invalid CSRF token" in response.text:  # expired
+                self._csrf = None
+                response = self._client.post(self.url, json=[event], headers=self._csrf_headers())
         except httpx.HTTPError as err:
             raise RuntimeError(f"Prefect API {self.url} unreachable: {err}") from None
         if response.status_code in (401, 403):

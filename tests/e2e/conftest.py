@@ -96,10 +96,8 @@ def deployment_runs(url, name):
 
 def server_events(url, resource_prefix):
     """gcs.object.finalized events the server stored for resources starting with ``resource_prefix``."""
-    import httpx
-
     body = {"filter": {"event": {"name": ["gcs.object.finalized"]}, "resource": {"id_prefix": [resource_prefix]}},
             "limit": 50}
-    response = httpx.post(f"{url}/events/filter", json=body, timeout=30)
+    response = client_call(url, lambda c: c.request("POST", "/events/filter", json=body))
     response.raise_for_status()
     return response.json()["events"]

@@ -137,8 +137,7 @@ def test_an_event_naming_an_object_outside_the_bucket_stages_nothing(stack, tmp_
     import datetime as dt
     import uuid
 
-    import httpx
-
+    from tasks import gcs_bridge
     from tasks.gcs_events import EVENT_NAME
 
     outside = tmp_path / "elsewhere.tfrecord"
@@ -150,9 +149,23 @@ def test_an_event_naming_an_object_outside_the_bucket_stages_nothing(stack, tmp_
     event = {"id": str(uuid.uuid4()), "occurred": dt.datetime.now(dt.timezone.utc).isoformat(), "event": EVENT_NAME,
              "resource": {"prefect.resource.id": f"gcs.object.{UPLOAD_BUCKET}.{name}"},
              "payload": {"uri": str(outside), "generation": "1"}}
-    httpx.post(f"{stack['url']}/events", json=[event], timeout=30).raise_for_status()
+    gcs_bridge.PrefectEvents(stack["url"]).post(event)
     [run] = wait_for_runs(stack["url"], before + 1)[before:]
     assert run.parameters["object_uri"] == str(outside)
     assert run.state_type.value == "FAILED"
     assert f"uploads are accepted only from gs://{UPLOAD_BUCKET}/{UPLOAD_PREFIX}" in run.state.message
     assert training.data_files(data_root) == files_before
+
+
+def test_the_api_takes_no_state_change_without_a_csrf_token_nor_calls_from_other_origins(stack):
+    import httpx
+
+    refused = httpx.post(f"{stack['url']}/events", json=[], timeout=30)
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    preflight = httpx.options(f"{stack['url']}/events", timeout=30, headers={
+        "Origin": "https://attacker.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.headers.get("access-control-allow-origin") != "https://attacker.example"
+    ui = stack["url"][:-len("/api")]
+    allowed = httpx.options(f"{stack['url']}/events", timeout=30, headers={
+        "Origin": ui, "Access-Control-Request-Method": "POST"})
+    assert allowed.headers.get("access-control-allow-origin") == ui
