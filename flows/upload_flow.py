@@ -18,7 +18,7 @@ def _not_an_input_error(task, task_run, state) -> bool:
     except HotdogInputError:
         return False
     except Exception:  # noqa: BLE001 - anything else may be transient
-        return True
+        pass
     return True
 
 

@@ -63,7 +63,6 @@ class AirflowClient:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as err:
                 problem = f"{type(err).__name__}: {err}"
-                response = None
             else:
                 problem = f"HTTP {response.status_code}" if response.status_code in (502, 503, 504) else None
             if problem is None:

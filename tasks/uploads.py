@@ -43,7 +43,7 @@ def stage(uri: str, data_root: str, generation: str | None = None, max_bytes: in
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     if not name or name in (".", "..") or not name.endswith((".tfrecord", ".tfrecord.gz")):
         raise HotdogInputError(f"refusing {uri!r}: only *.tfrecord or *.tfrecord.gz files are training data")
-    if not name.split(".tfrecord", 1)[0] or name.startswith("."):
+    if name.startswith("."):  # ".tfrecord", hidden and partial files
         raise HotdogInputError(f"refusing {uri!r}: the file name has no usable stem")
     fsys, path = fs.pinned(uri, generation)
     try:
