@@ -168,6 +168,33 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
     typer.echo(result["pushed_model"])
 
 
+@app.command("add-data")
+def add_data(uris: List[str] = typer.Argument(..., help="TFRecord files (paths or gs://) of tf.Examples with "
+                                                        "'image' and a one-hot 'label'."),
+             workdir: str = typer.Option(..., help="Training work folder whose data root the files join."),
+             fail_if_busy: bool = FAIL_IF_BUSY,
+             verbose: bool = VERBOSE):
+    """Check each file record by record and add it to the data root under a name of its own; the
+    next training run uses it. A bad file is quarantined and named: exit 2."""
+    from tasks import fs, inputs
+
+    files = [uri if fs.is_remote(uri) else os.path.abspath(uri) for uri in uris]
+
+    def work():
+        from flows.add_data_flow import add_data as add_data_flow
+
+        return add_data_flow(files, workdir, fail_if_busy)
+
+    accounting = _run("add-data", lambda: inputs.check_add_data(files, workdir), work, workdir=workdir,
+                      verbose=verbose, lock=workdir, fail_if_busy=fail_if_busy)
+    for entry in accounting:
+        typer.echo(json.dumps(entry, ensure_ascii=False))
+    refused = [entry["uri"] for entry in accounting if "refused" in entry]
+    if refused:
+        typer.echo(f"error: {len(refused)} file(s) refused and quarantined: {', '.join(refused)}", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def verdict(model: List[str] = typer.Option(..., "--model", help="Pushed model folder, optionally NAME=DIR."),
             images: str = typer.Option(..., help="Folder of images to score (the hot dogs)."),
@@ -406,7 +433,8 @@ def airflow_start(workdir: str = typer.Option(..., help="Training work folder th
                   epochs: int = typer.Option(20, help="As 'hotdog train'."),
                   min_accuracy: float = typer.Option(0.55, help="As 'hotdog train'."),
                   max_regression: float = typer.Option(0.0, help="As 'hotdog train'.")):
-    """Start scheduler + webserver from the Airflow environment (created on first use, ~3.5 GB)."""
+    """Start scheduler + webserver from the Airflow environment (created on first use, ~3.5 GB); with
+    one of them still running, start the other (same options)."""
     from tasks import airflow_local, training
 
     root = os.path.abspath(workdir)

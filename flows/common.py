@@ -54,3 +54,14 @@ def retry_transient_io(task, task_run, state) -> bool:
     except Exception:
         return False
     return False
+
+
+def retry_unless_input_error(task, task_run, state) -> bool:
+    """Prefect retry condition: retry anything but bad input (a bad file stays bad)."""
+    try:
+        state.result()
+    except HotdogInputError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient
+        pass
+    return True

@@ -68,6 +68,9 @@ def _outcome_markdown(result: dict) -> str:
     status = f"pushed to `{result['pushed_model']}`" if result["pushed_model"] else f"**not blessed**: {result['reason']}"
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
     lineage = result.get("lineage", {})
+    judged = lineage.get("evaluated_on", {})
     return (f"# Training outcome\n\nModel `{result['model_uri']}` {status}.\n\nEvaluation: {metrics}.\n\n"
+            f"Judged on {judged.get('examples')} examples, {judged.get('rule')}: "
+            f"{', '.join(judged.get('data_sets', []))}.\n\n"
             f"Data sets: {', '.join(lineage.get('data_sets', []))}; parameters {lineage.get('parameters')}; "
             f"code {lineage.get('code_version')}.\n")

@@ -4,25 +4,13 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import forward_task_logs
+from flows.common import forward_task_logs, retry_unless_input_error
 from flows.train_flow import train
 from flows.verdict_flow import verdict
 from tasks import fs, training, uploads, work_lock
-from tasks.errors import HotdogInputError
 
 
-def _not_an_input_error(task, task_run, state) -> bool:
-    """Retry infrastructure errors only: a bad upload stays bad."""
-    try:
-        state.result()
-    except HotdogInputError:
-        return False
-    except Exception:  # noqa: BLE001 - anything else may be transient
-        pass
-    return True
-
-
-@task(name="stage-upload", retries=2, retry_delay_seconds=5, retry_condition_fn=_not_an_input_error)
+@task(name="stage-upload", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
 def stage(object_uri: str, workdir: str, backend: str, generation: str | None) -> str:
     with forward_task_logs():
         if backend == "vertex":  # Vertex AI trains on the data root under HOTDOG_VERTEX_ROOT

@@ -21,6 +21,7 @@ AIRFLOW_ENV = os.path.join(settings.PROJECT_ROOT, ".venv-airflow")
 DAGS_FOLDER = os.path.join(settings.PROJECT_ROOT, "deployments", "airflow", "dags")
 # TFX makes parsing the DAG file cost ~20 s of CPU (imports + user-code wheel): parse it rarely.
 PARSE_INTERVAL_SECONDS = 600
+SERVICES = ("scheduler", "webserver")
 
 
 def ensure_environment() -> str:
@@ -79,27 +80,30 @@ def api_url(port: int) -> str:
 
 def start(home: str, port: int, workdir: str, train_settings, schedule: str | None = None,
           parse_interval: int = PARSE_INTERVAL_SECONDS) -> dict:
-    """Start scheduler and webserver; returns url, user and password. Creates the environment,
-    the metadata database and the admin user on first use. ``parse_interval``: seconds between
-    re-parses of the DAG file."""
-    if services.running(home, "scheduler") or services.running(home, "webserver"):
+    """Start scheduler and webserver, or the one of them that is not running (a webserver that
+    died or was stopped under a running scheduler: give the same options); returns url, user and
+    password. Creates the environment, the metadata database and the admin user on first use.
+    ``parse_interval``: seconds between re-parses of the DAG file."""
+    missing = [name for name in SERVICES if not services.running(home, name)]
+    if not missing:
         raise HotdogInputError(f"an Airflow is already running from {home}; run 'hotdog airflow stop' first")
     train_settings.validate()
     bin_dir = ensure_environment()
     env = environment(home, port, workdir, train_settings, schedule, parse_interval)
     secret = password(home)
-    for args in (["db", "migrate"],
-                 ["users", "create", "--username", "admin", "--password", secret, "--role", "Admin",
-                  "--firstname", "hotdog", "--lastname", "flows", "--email", "admin@localhost"]):
-        done = subprocess.run([os.path.join(bin_dir, "airflow"), *args], env=env, capture_output=True, text=True,
-                              timeout=600)
-        if done.returncode != 0 and "already exist" not in done.stdout + done.stderr:
-            raise RuntimeError(f"airflow {args[0]} {args[1]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     airflow = os.path.join(bin_dir, "airflow")
-    # --skip-serve-logs: Airflow's log server binds all interfaces; task logs are local files here
-    services.spawn("scheduler", home, env, [airflow, "scheduler", "--skip-serve-logs"])
-    services.spawn("webserver", home, env, [airflow, "webserver", "--hostname", "127.0.0.1", "--port", str(port),
-                                            "--workers", "1"])
+    if "scheduler" in missing:
+        for args in (["db", "migrate"],
+                     ["users", "create", "--username", "admin", "--password", secret, "--role", "Admin",
+                      "--firstname", "hotdog", "--lastname", "flows", "--email", "admin@localhost"]):
+            done = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0 and "already exist" not in done.stdout + done.stderr:
+                raise RuntimeError(f"airflow {args[0]} {args[1]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        # --skip-serve-logs: Airflow's log server binds all interfaces; task logs are local files here
+        services.spawn("scheduler", home, env, [airflow, "scheduler", "--skip-serve-logs"])
+    if "webserver" in missing:
+        services.spawn("webserver", home, env, [airflow, "webserver", "--hostname", "127.0.0.1", "--port",
+                                                str(port), "--workers", "1"])
     try:
         services.wait_http(f"http://127.0.0.1:{port}/health", "the Airflow webserver", timeout=180)
     except RuntimeError:
@@ -110,4 +114,4 @@ def start(home: str, port: int, workdir: str, train_settings, schedule: str | No
 
 def stop(home: str) -> list[str]:
     """Stop the scheduler (it finishes no new task), then the webserver."""
-    return services.stop(home, ["scheduler", "webserver"], timeout=60)
+    return services.stop(home, list(SERVICES), timeout=60)

@@ -12,7 +12,7 @@ from tasks import progress
 
 RUNNING, FINISHED = "Component %s is running.", "Component %s is finished."
 CACHED, EXECUTED = "A cached execution %d is used.", "Going to run a new execution %d"
-LABELS = {"latest_blessed_model": "Resolver"}
+LABELS = {"latest_blessed_model": "Resolver", "anomalies_gate": "AnomaliesGate"}
 
 
 class _ComponentLines(logging.Handler):

@@ -69,6 +69,20 @@ def check_data_sets(data_dirs: list[str]) -> None:
                                    f"build one with 'hotdog datasets'")
 
 
+def check_add_data(uris: list[str], workdir: str) -> None:
+    """``add-data``'s files: TFRecord names; local ones must exist as files."""
+    if not workdir:
+        raise HotdogInputError("--workdir is required: the work folder whose data root the files join")
+    for uri in uris:
+        if not uri.rstrip("/").endswith((".tfrecord", ".tfrecord.gz")):
+            raise HotdogInputError(f"{uri}: only *.tfrecord or *.tfrecord.gz files are training data (for a data "
+                                   f"set folder from 'hotdog datasets', use 'hotdog train --data DIR')")
+        if not fs.is_remote(uri):
+            fsys, path = fs.filesystem(uri)
+            if not fsys.isfile(path):
+                raise HotdogInputError(f"{uri}: no such file")
+
+
 def check_verdict(models: dict[str, str], images: str) -> None:
     if not models:
         raise HotdogInputError("give at least one model (--model DIR)")

@@ -5,16 +5,16 @@ Work folder layout (local path)::
     <workdir>/data_root/<data set>/...tfrecord   every data set trained on so far (continuous training)
     <workdir>/pipeline/                          TFX pipeline root, metadata.sqlite (ML Metadata)
     <workdir>/registry/<version>/                pushed (blessed) SavedModels, one folder per version
+    <workdir>/schema/schema.pbtxt                the data's schema, frozen after the first blessed model
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 
-from tasks import fs
+from tasks import frozen_schema, fs
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.training")
@@ -85,21 +85,31 @@ def start_over(workdir: str) -> None:
 
 
 def stage_data(data_dirs: list[str], data_root: str) -> list[str]:
-    """Copy each data set folder's TFRecords into ``data_root/<name>/`` (path or gs://; idempotent:
-    files already there with the same bytes are not rewritten); returns names."""
-    from tasks import dataset_config, inputs
+    """Split each data set folder's TFRecords into ``data_root/<name>/train-*`` and ``eval-*``
+    (:mod:`tasks.eval_split`; path or gs://; idempotent: files already holding the same
+    records are not rewritten); returns names."""
+    from tasks import dataset_config, eval_split, inputs
 
     inputs.check_data_sets(data_dirs)
     names = []
     for data_dir in data_dirs:
         card = json.loads(fs.read_bytes(fs.join(data_dir, dataset_config.CARD)))
         for entry in card["files"]:
-            data = fs.read_bytes(fs.join(data_dir, entry["file"]))
-            destination = fs.join(data_root, card["name"], entry["file"])
-            if not fs.exists(destination) or _sha256(fs.read_bytes(destination)) != _sha256(data):
-                fs.write_bytes_atomic(destination, data)
+            eval_split.stage_file(fs.join(data_dir, entry["file"]), fs.join(data_root, card["name"]), entry["file"])
         names.append(card["name"])
     return names
+
+
+def check_data_root(data_root: str) -> None:
+    """Refuse to start a pipeline that could not train or judge: it needs train and eval files."""
+    from tasks import eval_split
+
+    splits = {eval_split.split_name(name.rsplit("/", 1)[-1]) for name in data_files(data_root)}
+    if eval_split.TRAIN not in splits:
+        raise HotdogInputError(f"nothing to train on: no data set given (--data DIR) and no TFRecord in {data_root}")
+    if eval_split.EVAL not in splits:
+        raise HotdogInputError(f"nothing to evaluate on: {data_root} holds uploads only, which are train-only; add a "
+                               f"curated data set first (hotdog train --data DIR): its eval part is the yardstick")
 
 
 def data_files(data_root: str) -> list[str]:
@@ -112,10 +122,6 @@ def data_files(data_root: str) -> list[str]:
                   if ".tfrecord" in name and not name.startswith("."))
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = "hotdog") -> dict:
     from tasks import runners  # imports Beam (seconds): only where a pipeline is built
     from tfx_pipeline.models import DEFAULT_IMAGE_SIZE
@@ -126,6 +132,7 @@ def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = 
                 image_size=settings.image_size or DEFAULT_IMAGE_SIZE[settings.backbone], epochs=settings.epochs,
                 train_steps=settings.train_steps, eval_steps=settings.eval_steps,
                 min_accuracy=settings.min_accuracy, max_regression=settings.max_regression,
+                frozen_schema=frozen_schema.pinned_copy(workdir, p["pipeline_root"]) or frozen_schema.path(workdir),
                 beam_pipeline_args=runners.direct_args())
 
 
@@ -148,11 +155,35 @@ def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: 
     settings.validate()
     if backend == "airflow":
         workdir = os.path.abspath(workdir)  # compared with the folder the DAG was built for
+    from tasks import eval_split, uploads
+
+    eval_split.migrate(paths(workdir)["data_root"], uploads.UPLOADS)
     names = stage_data(data_dirs, paths(workdir)["data_root"])
-    if not data_files(paths(workdir)["data_root"]):
-        raise HotdogInputError(f"nothing to train on: no data set given (--data DIR) and no TFRecord in "
-                               f"{paths(workdir)['data_root']}")
+    check_data_root(paths(workdir)["data_root"])
     log.info("training on data sets %s (data root %s)", names, paths(workdir)["data_root"])
+    try:
+        _run_backend(backend, workdir, settings, names, requested_by)
+    except Exception as err:
+        anomalies = _anomalies_in(err)
+        if anomalies:
+            raise HotdogInputError(
+                f"training stopped before Transform: the data root {paths(workdir)['data_root']} does not match "
+                f"its schema: {anomalies}. Remove the offending data, or edit {frozen_schema.path(workdir)} on "
+                f"purpose") from None
+        raise
+    result = outcome(workdir)
+    result["lineage"] = lineage(workdir, names, settings, result)
+    if result["pushed_model"]:
+        fs.write_bytes_atomic(result["pushed_model"].rstrip("/") + ".lineage.json",
+                              (json.dumps(result["lineage"], indent=2) + "\n").encode())
+        schema = _latest_output(workdir, "SchemaGen")
+        if schema and frozen_schema.freeze(workdir, schema):
+            log.info("froze the data's schema in %s: later runs must match it", frozen_schema.path(workdir))
+    return result
+
+
+def _run_backend(backend: str, workdir: str, settings: TrainSettings, names: list[str],
+                 requested_by: str | None) -> None:
     if backend == "airflow":
         from tasks import airflow_rest
 
@@ -163,26 +194,62 @@ def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: 
         from tfx_pipeline.backends import local
 
         local.run(pipeline_kwargs(workdir, settings), watch=component_lines)
-    result = outcome(workdir)
-    result["lineage"] = lineage(workdir, names, settings, result)
-    if result["pushed_model"]:
-        fs.write_bytes_atomic(result["pushed_model"].rstrip("/") + ".lineage.json",
-                              (json.dumps(result["lineage"], indent=2) + "\n").encode())
-    return result
+
+
+def _store(workdir: str):
+    """The work folder's ML Metadata store, read-only."""
+    from ml_metadata.metadata_store import metadata_store
+
+    return metadata_store.MetadataStore(_sqlite_config(_metadata_file(workdir)))
+
+
+def _latest_output(workdir: str, component: str) -> str | None:
+    """URI of the first output artifact of ``component``'s latest execution, or None."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = _store(workdir)
+    execution = _latest_execution(store, component)
+    if execution is None:
+        return None
+    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+           if e.type == metadata_store_pb2.Event.OUTPUT]
+    return store.get_artifacts_by_id(ids)[0].uri if ids else None
+
+
+def _anomalies_in(err: Exception) -> str | None:
+    """The anomaly list of a run the anomalies gate stopped (in process, or a failed Airflow
+    task's log), else None."""
+    from tfx_pipeline.anomalies import DataAnomalies
+
+    if isinstance(err, DataAnomalies):
+        text = str(err)
+    else:
+        text = next((line.split(f"{DataAnomalies.__name__}: ", 1)[1] for line in str(err).splitlines()
+                     if f"{DataAnomalies.__name__}: " in line), None)
+    prefix = "the examples do not match the schema: "
+    return text[len(prefix):] if text and text.startswith(prefix) else text
+
+
+def _metadata_file(workdir: str) -> str:
+    from tfx_pipeline.backends import local
+
+    return local.metadata_path(paths(workdir)["pipeline_root"])
 
 
 def lineage(workdir: str, data_sets: list[str], settings: TrainSettings, result: dict) -> dict:
     """What produced the latest model, from ML Metadata: data, its fingerprint, parameters, code."""
-    from ml_metadata.metadata_store import metadata_store
+    from tasks import eval_split
 
-    from tfx_pipeline.backends import local
-
-    store = metadata_store.MetadataStore(_sqlite_config(local.metadata_path(paths(workdir)["pipeline_root"])))
+    store = _store(workdir)
     example_gen = _latest_execution(store, "ImportExampleGen")
     trainer = _latest_execution(store, "Trainer")
     return {
         "data_sets": sorted(set(os.listdir(paths(workdir)["data_root"]))),
         "data_files": data_files(paths(workdir)["data_root"]),
+        "evaluated_on": {"examples": result["metrics"].get("example_count"),
+                         "data_sets": sorted({f.split("/", 1)[0] for f in data_files(paths(workdir)["data_root"])
+                                              if f.split("/", 1)[1].startswith("eval-")}),
+                         "rule": eval_split.RULE},
         "requested_data_sets": data_sets,
         "examples_fingerprint": _prop(example_gen, "input_fingerprint") if example_gen else None,
         "parameters": json.loads(_prop(trainer, "custom_config") or "{}") if trainer else dataclasses.asdict(settings),
@@ -214,11 +281,8 @@ def _latest_execution(store, component: str):
 def outcome(workdir: str) -> dict:
     """The latest Evaluator verdict and push in ML Metadata: blessed?, pushed model dir, why not."""
     import tensorflow_model_analysis as tfma
-    from ml_metadata.metadata_store import metadata_store
 
-    from tfx_pipeline.backends import local
-
-    store = metadata_store.MetadataStore(_sqlite_config(local.metadata_path(paths(workdir)["pipeline_root"])))
+    store = _store(workdir)
     blessing = _latest(store, "ModelBlessing")
     pushed = _latest(store, "PushedModel")
     evaluation = _latest(store, "ModelEvaluation")

@@ -2,9 +2,10 @@
 
 Every record must be a tf.train.Example with one ``image`` (bytes that TensorFlow decodes,
 within the ingestion pixel limit) and a one-hot int64 ``label`` as wide as the data root's
-labels. A file that passes lands as ``<data root>/uploads/<source digest>-<generation>.tfrecord[.gz]``:
-a name per object and version, so equal base names never overwrite each other and an
-upload never replaces a curated data set. A file that fails is kept in
+labels. A file that passes lands as
+``<data root>/uploads/train-<source digest>-<generation>.tfrecord[.gz]``: a name per object and
+version, so equal base names never overwrite each other and an upload never replaces a
+curated data set; uploads are train-only (``tasks.eval_split``). A file that fails is kept in
 ``<data root>/../quarantine/`` with a JSON report (file, record index, reason) and never
 reaches training.
 """
@@ -15,7 +16,7 @@ import json
 import logging
 import os
 
-from tasks import fs, images
+from tasks import eval_split, fs, images
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.uploads")
@@ -62,7 +63,7 @@ def stage(uri: str, data_root: str, generation: str | None = None, max_bytes: in
     except HotdogInputError as err:
         report = _quarantine(data, uri, generation, data_root, f"{source_digest}-{version}{suffix}", str(err))
         raise HotdogInputError(f"refusing {uri!r}: {err}; quarantined with its report in {report}") from None
-    destination = fs.join(data_root, UPLOADS, f"{source_digest}-{version}{suffix}")
+    destination = fs.join(data_root, UPLOADS, f"{eval_split.TRAIN}-{source_digest}-{version}{suffix}")
     fs.write_bytes_atomic(destination, data)
     log.info("staged %s (generation %s, %d records) as %s", uri, generation, count, destination)
     return destination
@@ -128,14 +129,15 @@ def _check_images(pending: list[tuple[int, bytes]], max_pixels: int) -> None:
 
 def label_width(data_root: str) -> int | None:
     """Width of the labels already in ``data_root`` (its first TFRecord's first record), or None."""
-    import tensorflow as tf
+    from tasks import tfrecords
 
-    files = sorted(tf.io.gfile.glob(fs.join(data_root, "*", "*.tfrecord*")))
-    if not files:
-        return None
-    first = next(iter(tf.data.TFRecordDataset(files[0], "GZIP" if files[0].endswith(".gz") else "").take(1)), None)
-    return len(tf.train.Example.FromString(first.numpy()).features.feature["label"].int64_list.value) \
-        if first is not None else None
+    for uri in fs.list_files(data_root) if fs.exists(data_root) else []:
+        name = uri.rsplit("/", 1)[-1]
+        if ".tfrecord" in name and not name.startswith("."):
+            first = next(iter(tfrecords.read_file(uri)), None)
+            if first is not None:
+                return len(tfrecords.parse(first)["label"])
+    return None
 
 
 def _quarantine(data: bytes, uri: str, generation: str | None, data_root: str, name: str, reason: str) -> str:

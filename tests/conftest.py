@@ -1,7 +1,9 @@
 """Shared fixtures: small image trees made on the fly, the shared real data, one Prefect server."""
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
 import struct
 import tempfile
@@ -12,10 +14,11 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # commands run in-process write their logs under the work folder: keep them out of the checkout
 os.environ.setdefault("HOTDOG_WORKDIR", tempfile.mkdtemp(prefix="hotdog-tests-"))
 
-import pytest  # noqa: E402
+import prefect.main  # noqa: E402,F401 - first: its logging set-up closes the handlers made before it, and absl's
+import pytest  # noqa: E402                  would close the stream pytest captures a test's stderr with
 from PIL import Image  # noqa: E402
 
-from tasks import settings  # noqa: E402
+from tasks import progress, settings  # noqa: E402
 
 
 def image_bytes(fmt: str = "JPEG", size=(32, 24), color=(200, 30, 30), noise: bool = False) -> bytes:
@@ -84,3 +87,16 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@contextlib.contextmanager
+def progress_lines():
+    """The progress lines logged during the block."""
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    progress.log.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        progress.log.removeHandler(handler)

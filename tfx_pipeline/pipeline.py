@@ -1,12 +1,18 @@
 """``create_pipeline``: the one TFX pipeline definition every backend runs.
 
-ImportExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
--> Resolver(latest blessed model) -> Evaluator -> Pusher.
+ImportExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> AnomaliesGate -> Transform
+-> Trainer -> Resolver(latest blessed model) -> Evaluator -> Pusher.
 
-Continuous training: ExampleGen reads every TFRecord file under ``data_root`` (pattern
-``*/*.tfrecord*``: one folder per data set, as ``hotdog datasets`` writes them) and
-fingerprints them, so a run after new files arrive trains on everything present, and a
-run with nothing new is served from the cache.
+The gate also checks the statistics against the work folder's frozen schema when that file
+exists (``frozen_schema``; read when the gate runs) and stops the run on any anomaly.
+Transform and the Trainer keep SchemaGen's schema, so an unchanged data root stays served
+from the cache.
+
+Continuous training: ExampleGen reads every TFRecord file under ``data_root``, its split
+already in its name (``<data set>/train-*``, ``<data set>/eval-*``: data_layout.py), and
+fingerprints them, so a run after new files arrive trains on everything present, and a run
+with nothing new is served from the cache. The eval split is fixed per image when data enters
+the data root, so candidate and latest blessed model are judged on the same examples.
 
 TFX is imported module by module: ``tfx.v1`` also imports the Vertex AI SDK, about 13 s of
 every process that builds a pipeline (each Airflow task parses the DAG file again). Transform
@@ -28,10 +34,12 @@ from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
+from tfx_pipeline.anomalies import AnomaliesGate
+from tfx_pipeline.data_layout import SPLIT_PATTERNS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PREPROCESSING_MODULE = os.path.join(HERE, "preprocessing.py")
 TRAINER_MODULE = os.path.join(HERE, "trainer.py")
-DATA_PATTERN = "*/*.tfrecord*"
 
 
 def code_fingerprint(package: str = HERE) -> str:
@@ -86,35 +94,39 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
                     beam_pipeline_args: list[str], backbone: str = "efficientnet_lite0", strategy: str = "fast",
                     image_size: int = 224,
                     epochs: int = 20, train_steps: int = 25, eval_steps: int = 12, batch_size: int = 32,
-                    train_buckets: int = 2, eval_buckets: int = 1, min_accuracy: float = 0.55,
+                    min_accuracy: float = 0.55,
                     max_regression: float = 0.0,
-                    metadata_connection_config=None,
+                    frozen_schema: str | None = None, metadata_connection_config=None,
                     enable_cache: bool = True, preprocessing_module: str = PREPROCESSING_MODULE,
                     trainer_module: str = TRAINER_MODULE, code_in_image: bool = False) -> Pipeline:
     """Build the pipeline; paths may be local or gs://. ``beam_pipeline_args`` must name the runner
-    (e.g. DirectRunner). ``train_steps``/``eval_steps`` are per epoch (finetune); the split is a
-    hash of each example, ``train_buckets``:``eval_buckets``.
+    (e.g. DirectRunner). ``train_steps``/``eval_steps`` are per epoch (finetune).
 
     ``code_in_image``: Transform and Trainer name their functions by import path
     (``tfx_pipeline.preprocessing.preprocessing_fn``, ``tfx_pipeline.trainer.run_fn``) instead of
-    module files, for containers that have the ``tfx_pipeline`` package installed (Vertex)."""
+    module files, for containers that have the ``tfx_pipeline`` package installed (Vertex).
+
+    ``frozen_schema``: the schema.pbtxt path the data must match once it exists (None: only
+    the schema SchemaGen infers from the data itself)."""
     user_code = ({"transform": {"preprocessing_fn": "tfx_pipeline.preprocessing.preprocessing_fn"},
                   "trainer": {"run_fn": "tfx_pipeline.trainer.run_fn"}} if code_in_image else
                  {"transform": {"module_file": preprocessing_module}, "trainer": {"module_file": trainer_module}})
     example_gen = ImportExampleGen(
         input_base=data_root,
-        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=DATA_PATTERN)]),
-        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
-            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)])))
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name=name, pattern=pattern)
+                                                   for name, pattern in SPLIT_PATTERNS.items()]))
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                          schema=schema_gen.outputs["schema"])
+    gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"],
+                         statistics=statistics_gen.outputs["statistics"],
+                         frozen_schema=frozen_schema or "").with_id("anomalies_gate")
     code = {"code": code_fingerprint()}
     with _module_files_in_place():
         transform = Transform(examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
                               custom_config=code, **user_code["transform"])
+        transform.add_upstream_node(gate)
         trainer = Trainer(
             **user_code["trainer"],
             examples=transform.outputs["transformed_examples"],
@@ -137,7 +149,7 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)))
     return Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, gate, transform, trainer,
                     model_resolver, evaluator, pusher],
         enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args))

@@ -81,6 +81,9 @@ class Handler(BaseHTTPRequestHandler):
                                                 "message": "FAKE Vertex: " + "; ".join(problems)}})
         job_id = parse_qs(url.query).get("pipelineJobId", ["job"])[0]
         name = f"projects/{match['project']}/locations/{match['location']}/pipelineJobs/{job_id}"
+        if name in self.server.jobs:
+            return self._answer(409, {"error": {"code": 409, "status": "ALREADY_EXISTS",
+                                                "message": f"FAKE Vertex: {name} already exists"}})
         job = {**body, "name": name, "state": "PIPELINE_STATE_PENDING", "createTime": "2026-01-01T00:00:00Z"}
         self.server.jobs[name] = job
         self._answer(200, job)

@@ -64,13 +64,27 @@ def load_fake():
     return module
 
 
+def fake_project_number(project_id, credentials=None):
+    """FAKE Resource Manager lookup, unreachable at once: the SDK's check of the pipeline bucket's
+    owner (PipelineJob.submit) otherwise retries cloudresourcemanager.googleapis.com for 60 s
+    offline before it logs the failure and submits anyway."""
+    from google.api_core import exceptions
+
+    raise exceptions.ServiceUnavailable(f"FAKE Resource Manager: no lookup of {project_id} offline")
+
+
 @pytest.fixture(scope="session")
 def fake_vertex(gcs):
-    """The FAKE Vertex AI API on 127.0.0.1 (records requests, runs nothing) and a bucket for it."""
+    """The FAKE Vertex AI API on 127.0.0.1 (records requests, runs nothing) and a bucket for it;
+    in this process, the FAKE Resource Manager lookup."""
+    from google.cloud.aiplatform.utils import resource_manager_utils
+
     server = load_fake().FakeVertex(("127.0.0.1", services.free_port()))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     gcs.mkdir("vertex-test")
-    yield server
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resource_manager_utils, "get_project_number", fake_project_number)
+        yield server
     server.shutdown()
 
 

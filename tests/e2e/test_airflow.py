@@ -2,18 +2,21 @@
 webserver on 127.0.0.1, SQLite, the project's pinned Airflow environment). One DAG run: the
 work folder is first trained by the local backend (the same ML Metadata), then the `train`
 flow triggers the DAG over REST with a new data set, which must train and push a new model
-(two Airflow runs in a row are measured by bench/airflow.py). Bad settings fail with the
+while the webserver is stopped and started again under it (two Airflow runs in a row are
+measured by bench/airflow.py). Bad settings fail with the
 setting's name."""
 import os
+import threading
+import time
 
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.train_flow import train
-from tasks import services, training
+from tasks import airflow_local, services, training
 from tasks.errors import HotdogInputError
-from tests.conftest import small_datasets
+from tests.conftest import progress_lines, small_datasets
 
 pytestmark = pytest.mark.slow
 TINY = {"backbone": "tiny", "epochs": 2, "min_accuracy": 0.0, "max_regression": 1.0}
@@ -34,7 +37,7 @@ def airflow(shared_images, tmp_path_factory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        yield {"workdir": workdir, "sets": sets, **env}
+        yield {"workdir": workdir, "sets": sets, "port": port, **env}
     finally:
         for key, value in saved.items():
             if value is None:
@@ -45,9 +48,37 @@ def airflow(shared_images, tmp_path_factory):
         assert "scheduler, webserver" in stopped.output
 
 
-def test_the_dag_trains_on_new_data_after_a_local_run(airflow, prefect_server):
+def wait_for_line(lines, text, timeout=900):
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in lines):
+        assert time.monotonic() < deadline, f"no progress line with {text!r} in {timeout} s: {lines}"
+        time.sleep(0.5)
+
+
+def restart_the_webserver_mid_run(airflow, lines, done):
+    """Stop the webserver once a task runs, start it again once the client has noticed."""
+    try:
+        wait_for_line(lines, ": running")
+        home = os.path.join(airflow["workdir"], "airflow")
+        assert services.stop(home, ["webserver"]) == ["webserver"]
+        wait_for_line(lines, "Airflow unreachable")
+        airflow_local.start(home, airflow["port"], airflow["workdir"], training.TrainSettings(
+            backbone="tiny", epochs=2, min_accuracy=0.0, max_regression=1.0))
+        done.append("restarted")
+    except BaseException as err:  # noqa: BLE001 - reported by the test
+        done.append(err)
+
+
+def test_the_dag_trains_on_new_data_after_a_local_run_through_a_webserver_restart(airflow, prefect_server):
     first = train([airflow["sets"]["baseline"]], airflow["workdir"], backend="local", **TINY)
-    second = train([airflow["sets"]["taco_bias"]], airflow["workdir"], backend="airflow", **TINY)
+    done = []
+    with progress_lines() as lines:
+        restarter = threading.Thread(target=restart_the_webserver_mid_run, args=(airflow, lines, done))
+        restarter.start()
+        second = train([airflow["sets"]["taco_bias"]], airflow["workdir"], backend="airflow", **TINY)
+        restarter.join(timeout=300)
+    assert done == ["restarted"], done
+    assert any("Airflow unreachable" in line and "goes on there" in line for line in lines), lines
     assert first["pushed_model"] and second["pushed_model"]
     assert first["pushed_model"] != second["pushed_model"]
     assert os.path.isfile(os.path.join(second["pushed_model"], "saved_model.pb"))
@@ -57,7 +88,7 @@ def test_the_dag_trains_on_new_data_after_a_local_run(airflow, prefect_server):
 
 
 def test_a_failed_task_is_named_with_its_log(airflow, prefect_server):
-    broken = os.path.join(airflow["workdir"], "data_root", "broken", "broken.tfrecord")
+    broken = os.path.join(airflow["workdir"], "data_root", "broken", "train-broken.tfrecord")
     os.makedirs(os.path.dirname(broken))
     with open(broken, "wb") as handle:
         handle.write(b"this is not a TFRecord file" * 10)

@@ -74,14 +74,15 @@ def test_end_to_end_job_says_what_it_does(tmp_path):
                    "--max-regression", "1"], tmp_path / "home", work, timeout=1200)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
-    assert len(lines) < 60, done.stderr
+    assert len(lines) < 70, done.stderr  # 3 steps x 10 component lines, and about 30 more
     assert "data sets: baseline 18, taco_bias 18, sandwich_bias 18 examples" in done.stderr
     assert [line for line in lines if line.startswith("step ")] == [
         "step 1/3: baseline", "step 2/3: baseline + taco_bias", "step 3/3: baseline + taco_bias + sandwich_bias"]
-    components = [line.split()[:3] for line in lines if re.match(r"\s+\d/9 ", line)]
-    names = ["ImportExampleGen", "Resolver", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-             "Trainer", "Evaluator", "Pusher"]  # the order LocalDagRunner runs them in
-    assert [(index, name) for index, name, _ in components] == [(f"{i}/9", n) for i, n in enumerate(names, 1)] * 3
+    components = [line.split()[:3] for line in lines if re.match(r"\s+\d+/10 ", line)]
+    names = {"ImportExampleGen", "Resolver", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate",
+             "Transform", "Trainer", "Evaluator", "Pusher"}
+    assert [index for index, _, _ in components] == [f"{i}/10" for i in range(1, 11)] * 3, lines
+    assert all({name for _, name, _ in components[i:i + 10]} == names for i in (0, 10, 20))
     assert {how for _, name, how in components if name == "Trainer"} == {"executed"}
     assert len(re.findall(r"\d+ of at most 2 epochs.*best val_accuracy", done.stderr)) == 3
     assert len(re.findall(r"train: model \d+ blessed \(accuracy [\d.]+\), pushed to ", done.stderr)) == 3
@@ -89,6 +90,7 @@ def test_end_to_end_job_says_what_it_does(tmp_path):
     assert done.stdout.strip() == str(report)
     assert "| taco_bias |" in report.read_text() and "13.8% / 11.3% / 74.9%" in report.read_text()
     assert sorted(os.listdir(work / "run" / "training" / "data_root")) == ["baseline", "sandwich_bias", "taco_bias"]
+    assert (work / "run" / "training" / "schema" / "schema.pbtxt").exists()
     assert (deployed / "saved_model.pb").read_bytes() == b"a model the nightly deployment pushed"
     log = log_of(done.stderr, work)
     assert "Component Trainer is running." in log  # the detail is in the log, not on the terminal

@@ -1,9 +1,8 @@
-"""The Cloud Function of deployments/cloud_function: in-process through functions-framework
-(binary and structured CloudEvents, bad events, duplicates, its own outputs), and one real
-local chain: fake-gcs-server -> Pub/Sub emulator -> a small push bridge (Eventarc's part) ->
-the function over HTTP -> the FAKE Vertex API."""
-import base64
-import datetime
+"""The Cloud Function as scripts/build-cloud-function assembles it: in-process through
+functions-framework (binary and structured CloudEvents, bad events and bad files, duplicates,
+a crash between staging and submitting, its own outputs), and one real local chain:
+fake-gcs-server -> Pub/Sub emulator -> a small push bridge (Eventarc's part) -> the function
+over HTTP -> the FAKE Vertex API."""
 import json
 import os
 import subprocess
@@ -15,13 +14,37 @@ import uuid
 import httpx
 import pytest
 
-from tasks import emulators, services, settings, training, vertex
-from tasks.gcs_events import Upload, prefect_event
+from tasks import emulators, services, settings, tfrecords, training, vertex
+from tasks.gcs_events import Upload
+from tests.conftest import image_bytes
 from tests.e2e.conftest import PROJECT, TOPIC, server_events
 
 pytestmark = pytest.mark.slow
-SOURCE = os.path.join(settings.PROJECT_ROOT, "deployments", "cloud_function", "main.py")
 BUCKET = "cf-uploads"
+ROOT = "gs://vertex-test/cf"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The deployable folder the build script assembles."""
+    dest = tmp_path_factory.mktemp("cf") / "function"
+    subprocess.run([os.path.join(settings.PROJECT_ROOT, "scripts", "build-cloud-function"), str(dest)], check=True,
+                   capture_output=True, timeout=60)
+    return str(dest)
+
+
+def records(count=2):
+    """A valid upload: TFRecord bytes of labelled examples."""
+    import tensorflow as tf
+
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"cf-{uuid.uuid4().hex}.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(count):
+            writer.write(tfrecords.labelled_example(image_bytes(color=(i, 3, 3)), [0, 0, 1]))
+    try:
+        return open(path, "rb").read()
+    finally:
+        os.remove(path)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +64,7 @@ def spec_uri(fake_vertex, gcs):
 @pytest.fixture
 def function_env(spec_uri, fake_vertex, monkeypatch):
     env = {"HOTDOG_CF_PREFIX": "data/", "HOTDOG_VERTEX_PROJECT": "my-project", "HOTDOG_VERTEX_REGION": "us-central1",
-           "HOTDOG_VERTEX_ROOT": "gs://vertex-test/cf", "HOTDOG_VERTEX_SPEC": spec_uri,
+           "HOTDOG_VERTEX_ROOT": ROOT, "HOTDOG_VERTEX_SPEC": spec_uri,
            "HOTDOG_VERTEX_ENDPOINT": f"http://127.0.0.1:{fake_vertex.server_port}"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -49,13 +72,15 @@ def function_env(spec_uri, fake_vertex, monkeypatch):
 
 
 @pytest.fixture
-def client(function_env):
+def client(function_env, built):
     import functions_framework
 
-    return functions_framework.create_app(target="on_upload", source=SOURCE, signature_type="cloudevent").test_client()
+    source = os.path.join(built, "main.py")
+    return functions_framework.create_app(target="on_upload", source=source, signature_type="cloudevent").test_client()
 
 
-def object_data(gcs, name, payload=b"records"):
+def object_data(gcs, name, payload=None):
+    payload = records() if payload is None else payload
     gcs.pipe(f"{BUCKET}/{name}", payload)
     info = gcs.info(f"{BUCKET}/{name}")
     return {"bucket": BUCKET, "name": name, "generation": str(info["generation"]), "size": str(info["size"])}
@@ -74,15 +99,44 @@ def submissions(fake_vertex, data):
         f"hotdog-{ident}"]]
 
 
-def test_a_binary_event_submits_once_even_when_delivered_twice(client, gcs, fake_vertex):
+def staged_uploads(gcs, data):
+    digest_part = f"-{data['generation']}.tfrecord"
+    return [f for f in gcs.find("vertex-test/cf/data_root/uploads") if f.endswith(digest_part)]
+
+
+def test_a_binary_event_stages_then_submits_once_even_when_delivered_twice(client, gcs, fake_vertex):
     data = object_data(gcs, "data/taco_bias.tfrecord")
     for _ in range(2):
         headers, body = binary_event(data)
         response = client.post("/", headers=headers, data=body)
         assert response.status_code == 200, response.data
     jobs = submissions(fake_vertex, data)
-    assert len(jobs) == 1
-    assert jobs[0]["body"]["runtimeConfig"]["gcsOutputDirectory"] == "gs://vertex-test/cf/pipeline"
+    assert len(jobs) == 2  # the second is answered 409 ALREADY_EXISTS
+    assert len([name for name in fake_vertex.jobs if name.endswith(jobs[0]["query"]["pipelineJobId"][0])]) == 1
+    assert jobs[0]["body"]["runtimeConfig"]["gcsOutputDirectory"] == f"{ROOT}/pipeline"
+    staged = staged_uploads(gcs, data)
+    assert len(staged) == 1 and staged[0].rsplit("/", 1)[-1].startswith("train-")
+    assert gcs.cat(staged[0]) == gcs.cat(f"{BUCKET}/{data['name']}")
+
+
+def test_a_bad_file_is_quarantined_and_never_submitted(client, gcs, fake_vertex):
+    data = object_data(gcs, "data/not_examples.tfrecord", b"plain text, not TFRecord framing\n" * 4)
+    headers, body = binary_event(data)
+    assert client.post("/", headers=headers, data=body).status_code == 200  # not retried: it stays bad
+    assert submissions(fake_vertex, data) == [] and staged_uploads(gcs, data) == []
+    reports = [f for f in gcs.find("vertex-test/cf/quarantine") if f.endswith(f"-{data['generation']}.tfrecord.json")]
+    assert len(reports) == 1 and "not a readable TFRecord" in json.loads(gcs.cat(reports[0]))["reason"]
+
+
+def test_a_crash_after_staging_loses_nothing(client, gcs, fake_vertex, monkeypatch):
+    data = object_data(gcs, "data/crash.tfrecord")
+    headers, body = binary_event(data)
+    monkeypatch.setenv("HOTDOG_VERTEX_ENDPOINT", f"http://127.0.0.1:{services.free_port()}")  # Vertex unreachable
+    assert client.post("/", headers=headers, data=body).status_code == 500
+    assert len(staged_uploads(gcs, data)) == 1 and submissions(fake_vertex, data) == []
+    monkeypatch.setenv("HOTDOG_VERTEX_ENDPOINT", f"http://127.0.0.1:{fake_vertex.server_port}")
+    assert client.post("/", headers=headers, data=body).status_code == 200  # Eventarc's retry
+    assert len(submissions(fake_vertex, data)) == 1 and len(staged_uploads(gcs, data)) == 1
 
 
 def test_a_structured_event_posts_to_prefect(client, gcs, monkeypatch, prefect_server):
@@ -129,16 +183,12 @@ def test_not_a_cloudevent_gets_400(client):
     assert response.status_code == 400
 
 
-def test_the_function_and_the_bridge_agree_on_event_ids_and_events():
-    sys.path.insert(0, os.path.dirname(SOURCE))
-    try:
-        import main
-    finally:
-        sys.path.pop(0)
-    assert main.event_id("b", "data/x.tfrecord", "42") == Upload("b", "data/x.tfrecord", "42", 1).event_id
-    occurred = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-    ours = dict(main.prefect_event("b", "data/x.tfrecord", "42", 7), occurred=occurred.isoformat())
-    assert ours == prefect_event(Upload("b", "data/x.tfrecord", "42", 7), occurred)
+def test_the_built_folder_imports_on_its_own(built):
+    probe = "import main, tasks.gcs_events as e; print(main.prefect_event is e.prefect_event)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=built, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
 
 
 def push_bridge(subscription, url, stop):
@@ -159,19 +209,35 @@ def push_bridge(subscription, url, stop):
                 subscriber.acknowledge(subscription=subscription, ack_ids=[received.ack_id])
 
 
-def test_real_chain_from_upload_to_vertex_submission(function_env, gcs, fake_vertex, tmp_path):
+FAKE_RESOURCE_MANAGER = """
+from google.cloud.aiplatform.utils import resource_manager_utils
+from google.api_core import exceptions
+
+
+def fake_project_number(project_id, credentials=None):
+    raise exceptions.ServiceUnavailable(f"FAKE Resource Manager: no lookup of {project_id} offline")
+
+
+resource_manager_utils.get_project_number = fake_project_number
+"""
+
+
+def test_real_chain_from_upload_to_vertex_submission(function_env, built, gcs, fake_vertex, tmp_path):
     port = services.free_port()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(FAKE_RESOURCE_MANAGER)  # as conftest's fake_vertex does
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(tmp_path / "site")}
     server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "functions-framework"), "--target",
-                               "on_upload", "--source", SOURCE, "--signature-type", "cloudevent", "--host",
+                               "on_upload", "--source", "main.py", "--signature-type", "cloudevent", "--host",
                                "127.0.0.1", "--port", str(port)], stdout=open(tmp_path / "function.log", "wb"),
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, cwd=built, env=env)
     stop = threading.Event()
     subscription = emulators.create_subscription(PROJECT, TOPIC, "cloud-function")
     bridge = threading.Thread(target=push_bridge, args=(subscription, f"http://127.0.0.1:{port}/", stop))
     try:
         services.wait_http(f"http://127.0.0.1:{port}/", "functions-framework", ok=(200, 400, 405), timeout=180)
         bridge.start()
-        data = object_data(gcs, "data/chain.tfrecord", base64.b64encode(os.urandom(64)))
+        data = object_data(gcs, "data/chain.tfrecord")
         deadline = time.monotonic() + 180  # a loaded 2-core CI machine is slow
         while not submissions(fake_vertex, data):
             assert time.monotonic() < deadline, (tmp_path / "function.log").read_text()[-3000:]

@@ -69,6 +69,29 @@ def test_cli_ingest_and_datasets(tree, tmp_path, prefect_server):
     assert json.loads(result.output.strip().splitlines()[-1]) == {"baseline": 9}
 
 
+def test_cli_add_data_accounts_for_every_file_and_quarantines_the_bad_one(tmp_path, prefect_server):
+    import tensorflow as tf
+
+    from tasks import tfrecords
+    from tests.conftest import image_bytes
+
+    good, bad = str(tmp_path / "good.tfrecord"), str(tmp_path / "bad.tfrecord")
+    with tf.io.TFRecordWriter(good) as writer:
+        writer.write(tfrecords.labelled_example(image_bytes(), [0, 1]))
+    with tf.io.TFRecordWriter(bad) as writer:
+        writer.write(tfrecords.labelled_example(b"not an image", [0, 1]))
+    work = tmp_path / "work"
+    result = CliRunner().invoke(app, ["add-data", good, bad, "--workdir", str(work)])
+    assert result.exit_code == 2, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [entry["uri"] for entry in lines] == [good, bad]
+    assert lines[0]["staged"].startswith(str(work / "data_root" / "uploads") + "/")
+    assert "record 0: image is" in lines[1]["refused"] and "quarantined" in lines[1]["refused"]
+    assert os.listdir(work / "data_root") == ["uploads"] and len(os.listdir(work / "data_root" / "uploads")) == 1
+    assert any(name.endswith(".json") for name in os.listdir(work / "quarantine"))
+    assert "1 file(s) refused and quarantined: " + bad in result.stderr
+
+
 def test_cli_reports_bad_input_in_one_line(tmp_path, prefect_server):
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2

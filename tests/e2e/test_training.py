@@ -1,43 +1,30 @@
 """The TFX pipeline on the local backend, through the Prefect flows, on a small real subset
 with the ``tiny`` backbone (plumbing, not accuracy)."""
-import contextlib
 import json
-import logging
 import os
 import re
+import time
 
 import pytest
 import tensorflow as tf
 
 from flows.train_flow import train
 from flows.verdict_flow import verdict
-from tasks import progress, training
+from tasks import frozen_schema, training
 from tasks.errors import HotdogInputError
-from tests.conftest import small_datasets
+from tests.conftest import progress_lines, small_datasets
 
 pytestmark = pytest.mark.slow
 TINY = dict(backbone="tiny", image_size=32, epochs=2, train_steps=3, eval_steps=2)
-COMPONENTS = ("ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
-              "Resolver", "Evaluator", "Pusher")
+COMPONENTS = ("ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "Transform",
+              "Trainer", "Resolver", "Evaluator", "Pusher")
+CHECKS = ("AnomaliesGate",)  # runs anew once the schema is frozen
 
 
 @pytest.fixture(scope="module")
 def small_sets(shared_images, tmp_path_factory):
     """baseline and taco_bias data sets from 30 images per category of the real data."""
     return small_datasets(shared_images, tmp_path_factory.mktemp("small"), 30, ["baseline", "taco_bias"])
-
-
-@contextlib.contextmanager
-def progress_lines():
-    """The progress lines logged during the block."""
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    progress.log.addHandler(handler)
-    try:
-        yield lines
-    finally:
-        progress.log.removeHandler(handler)
 
 
 def executions(workdir):
@@ -68,6 +55,7 @@ def test_every_component_ran_and_the_model_was_pushed(trained):
     lineage = json.loads(open(result["pushed_model"] + ".lineage.json").read())
     assert lineage["data_sets"] == ["baseline"] and lineage["parameters"]["backbone"] == "tiny"
     assert lineage["examples_fingerprint"]
+    assert 'name: "label"' in open(frozen_schema.path(workdir)).read()  # frozen by the first blessed model
 
 
 def test_serving_signature_scores_raw_jpeg_and_png(trained, shared_images):
@@ -90,14 +78,15 @@ def test_rerun_without_changes_executes_nothing(trained, small_sets):
     before = len(executions(workdir))
     second_result = train([small_sets["baseline"]], workdir, min_accuracy=0.0, **TINY)
     second = executions(workdir)[before:]
-    assert all(state == 5 for name, state in second if name not in ("Resolver", "Evaluator", "Pusher")), second
+    assert {name for name, state in second if state != 5} <= {*CHECKS, "Resolver", "Evaluator", "Pusher"}, second
+    assert {name for name, state in second if state == 3} >= set(CHECKS), second
     before = len(executions(workdir))
     with progress_lines() as lines:
         again = train([small_sets["baseline"]], workdir, min_accuracy=0.0, **TINY)
     third = executions(workdir)[before:]
     assert third and all(state == 5 for name, state in third if name != "Resolver"), third  # CACHED
-    components = [line.split() for line in lines if re.match(r"\s+\d/9 ", line)]
-    assert [how for _, name, how, *_ in components if name != "Resolver"] == ["cached"] * 8, lines
+    components = [line.split() for line in lines if re.match(r"\s+\d+/10 ", line)]
+    assert [how for _, name, how, *_ in components if name != "Resolver"] == ["cached"] * 9, lines
     assert again["model_uri"] == second_result["model_uri"] == first["model_uri"]  # never retrained
     assert again["pushed_model"] == second_result["pushed_model"]
 
@@ -145,6 +134,35 @@ def test_verdict_report(trained, shared_images, tmp_path):
     assert len((tmp_path / "out" / "predictions.csv").read_text().splitlines()) == 21
 
 
+def two_class_data_set(small_sets, root):
+    """A data-set folder like ``baseline`` whose labels have 2 classes, not 3."""
+    card = json.loads(open(os.path.join(small_sets["baseline"], "dataset.json")).read())
+    folder = os.path.join(str(root), "two_classes")
+    os.makedirs(folder)
+    with tf.io.TFRecordWriter(os.path.join(folder, "two_classes.tfrecord")) as writer:
+        for record in tf.data.TFRecordDataset(os.path.join(small_sets["baseline"], card["files"][0]["file"])):
+            example = tf.train.Example.FromString(record.numpy())
+            label = example.features.feature["label"].int64_list.value
+            example.features.feature["label"].int64_list.value[:] = [label[0], 1 - label[0]]
+            writer.write(example.SerializeToString())
+    card.update(name="two_classes", files=[{"file": "two_classes.tfrecord"}])
+    open(os.path.join(folder, "dataset.json"), "w").write(json.dumps(card))
+    return folder
+
+
+def test_data_that_breaks_the_frozen_schema_stops_training_naming_the_feature(trained, small_sets, tmp_path):
+    import shutil
+
+    workdir = str(tmp_path / "copy")
+    shutil.copytree(trained[0], workdir)
+    registry = sorted(os.listdir(training.paths(workdir)["registry"]))
+    with pytest.raises(HotdogInputError, match=r"does not match its schema: train: feature 'label'.*frozen schema"):
+        train([two_class_data_set(small_sets, tmp_path)], workdir, min_accuracy=0.0, **TINY)
+    assert sorted(os.listdir(training.paths(workdir)["registry"])) == registry
+    ran = executions(workdir)
+    assert ran[-1] == ("AnomaliesGate", 4) and "Transform" not in {name for name, _ in ran[-3:]}  # FAILED
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"backend": "kubeflow"}, "--backend 'kubeflow' is not known"),
     ({"backbone": "resnet"}, "--backbone 'resnet' is not known"),
@@ -169,3 +187,45 @@ def test_finetune_strategy_trains_the_whole_network(small_sets, tmp_path, prefec
                    for f in files if f == "training_stats.json"]
     stats = json.loads(open(stats_files[0]).read())
     assert stats["strategy"] == "finetune" and stats["epochs_run"] == 1 and stats["train_images_per_second"] > 0
+
+
+def hotdog_train(args, env):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "flows.cli", "train", *args], capture_output=True, text=True,
+                          env=env, timeout=900)
+
+
+def test_two_trains_on_one_work_folder_run_one_after_the_other(trained, small_sets, tmp_path):
+    import shutil
+    import threading
+
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks import settings, work_lock
+
+    workdir = str(tmp_path / "copy")
+    shutil.copytree(trained[0], workdir)
+    env = {**os.environ, "PYTHONPATH": settings.PROJECT_ROOT, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    args = ["--data", small_sets["taco_bias"], "--workdir", workdir, "--backbone", "tiny", "--image-size", "32",
+            "--epochs", "2", "--train-steps", "3", "--eval-steps", "2", "--min-accuracy", "0", "--max-regression", "1"]
+    outcome = {}
+    first = threading.Thread(target=lambda: outcome.update(train([small_sets["taco_bias"]], workdir,
+                                                                  min_accuracy=0.0, max_regression=1.0, **TINY)))
+    first.start()
+    lock = os.path.join(workdir, work_lock.LOCK_FILE)
+    deadline = time.monotonic() + 120
+    while f'"pid": {os.getpid()}' not in open(lock).read():
+        assert time.monotonic() < deadline and first.is_alive(), "the first run never held the work folder"
+        time.sleep(0.2)
+    busy = hotdog_train([*args, "--fail-if-busy"], env)
+    assert busy.returncode == 3, busy.stderr[-3000:]
+    assert f"is in use by pid {os.getpid()} (train, since " in busy.stderr
+    assert first.is_alive()  # the second one below starts while the first still trains
+    waited = hotdog_train(args, env)
+    first.join(timeout=600)
+    assert waited.returncode == 0, waited.stderr[-3000:]
+    assert f"waiting for pid {os.getpid()} (train, since " in waited.stderr
+    second = waited.stdout.strip().splitlines()[-1]  # the same model, pushed again after a re-evaluation
+    assert outcome["pushed_model"] and int(os.path.basename(second)) > int(os.path.basename(outcome["pushed_model"]))

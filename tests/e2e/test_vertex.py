@@ -13,7 +13,8 @@ from tests.conftest import small_datasets
 from tests.e2e.conftest import load_fake
 
 pytestmark = pytest.mark.slow
-COMPONENTS = {"ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
+COMPONENTS = {"ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "anomalies_gate", "Transform",
+              "Trainer",
               "Evaluator", "Pusher",  # the latest-blessed-model resolver becomes two resolver tasks:
               "latest_blessed_model-model-blessing-resolver", "latest_blessed_model-model-resolver"}
 IMAGE = "europe-docker.pkg.dev/my-project/hotdog/tfx-hotdog:1.16.0"
@@ -41,7 +42,8 @@ def test_cli_train_with_backend_vertex_submits_and_waits_for_the_job(vertex_env,
     assert job.startswith("projects/my-project/locations/europe-west4/pipelineJobs/hotdog-")
     assert job.endswith(" (PIPELINE_STATE_SUCCEEDED)")
     assert link.startswith("https://console.cloud.google.com/vertex-ai/")
-    assert gcs.exists("vertex-test/hotdog/data_root/baseline/baseline.tfrecord")
+    assert gcs.exists("vertex-test/hotdog/data_root/baseline/train-baseline.tfrecord")
+    assert gcs.exists("vertex-test/hotdog/data_root/baseline/eval-baseline.tfrecord")
     job_id = job.split()[0].rsplit("/", 1)[1]
     created = [r for r in fake_vertex.requests if r["method"] == "POST" and r["query"]["pipelineJobId"] == [job_id]]
     assert len(created) == 1

@@ -44,7 +44,8 @@ def prefect_import_seconds():
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ingest", "--help"], ["train", "--help"], ["run", "--help"],
-                                  ["data", "fetch", "--help"], ["serve", "--help"]])
+                                  ["data", "fetch", "--help"], ["serve", "--help"],
+                                  ["add-data", "--help"]])
 def test_help_is_immediate(args, tmp_path, prefect_import_seconds):
     outcome, out, err, seconds = probe(args, tmp_path)
     assert outcome == {"code": 0, "heavy": []}, err
@@ -75,6 +76,9 @@ def bad_inputs(tmp_path):
          "not-a-set is not a SavedModel folder"),
         (["run", "--data", images, "--images", str(tmp_path / "nowhere")], "no images to judge: .*nowhere"),
         (["run", "--strategy", "slow"], "--strategy 'slow' is not known"),
+        (["add-data", str(tmp_path / "gone.tfrecord"), "--workdir", str(tmp_path / "w")], "gone.tfrecord: no such file"),
+        (["add-data", str(tmp_path / "not-a-set"), "--workdir", str(tmp_path / "w")],
+         "only \\*.tfrecord or \\*.tfrecord.gz files .*use 'hotdog train --data DIR'"),
     ]
 
 
