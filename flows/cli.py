@@ -15,8 +15,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import typer  # noqa: E402
 
 from tasks.errors import HotdogInputError, WorkFolderBusy  # noqa: E402
+from tfx_pipeline.settings import DEFAULTS  # noqa: E402
 
-app = typer.Typer(help="hotdog-flows: ingest labelled images, build data sets, train and judge hot dogs.",
+app = typer.Typer(help="hotdog-flows: ingest labelled images, build data sets, train, judge and predict.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 
 
@@ -128,15 +129,21 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
           workdir: str = typer.Option("", help="Training work folder: data root, pipeline root, registry "
                                               "(vertex: HOTDOG_VERTEX_ROOT instead)."),
           backend: str = typer.Option("local", help="local | airflow (HOTDOG_AIRFLOW_*) | vertex (HOTDOG_VERTEX_*)."),
-          backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0 | efficientnet_b0 | tiny."),
-          strategy: str = typer.Option("fast", help="fast (frozen backbone, head on cached features) | finetune."),
-          image_size: Optional[int] = typer.Option(None, help="Square input size (default: the backbone's)."),
-          epochs: int = typer.Option(20, help="Maximum epochs (early stopping on val_accuracy, patience 3)."),
-          train_steps: int = typer.Option(25, help="finetune: steps per epoch."),
-          eval_steps: int = typer.Option(12, help="finetune: validation steps per epoch."),
-          min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless."),
-          max_regression: float = typer.Option(0.0, help="Evaluator: allowed accuracy drop vs the latest "
-                                                          "blessed model (0 = none, as the original)."),
+          backbone: str = typer.Option(DEFAULTS.backbone, help="efficientnet_lite0 | efficientnet_b0 | tiny."),
+          strategy: str = typer.Option(DEFAULTS.strategy, help="fast (frozen backbone, head on cached features) | "
+                                                              "finetune."),
+          image_size: Optional[int] = typer.Option(DEFAULTS.image_size, help="Square input size (default: the "
+                                                                              "backbone's)."),
+          epochs: int = typer.Option(DEFAULTS.epochs, help=f"Maximum epochs (early stopping on val_accuracy, "
+                                                           f"patience {DEFAULTS.patience})."),
+          train_steps: int = typer.Option(DEFAULTS.train_steps, help="finetune: steps per epoch."),
+          eval_steps: int = typer.Option(DEFAULTS.eval_steps, help="finetune: validation steps per epoch."),
+          min_accuracy: float = typer.Option(DEFAULTS.min_accuracy, help="Evaluator: minimum CategoricalAccuracy "
+                                                                         "to bless."),
+          max_regression: float = typer.Option(DEFAULTS.max_regression, help="Evaluator: allowed accuracy drop vs "
+                                                                             "the latest blessed model (0 = none, "
+                                                                             "as the original)."),
+          seed: int = typer.Option(DEFAULTS.seed, help="Seed of the model's initialisation and shuffle."),
           wait: bool = typer.Option(False, help="vertex: wait for the job to end."),
           fail_if_busy: bool = FAIL_IF_BUSY,
           verbose: bool = VERBOSE):
@@ -146,15 +153,17 @@ def train(data: List[str] = typer.Option(..., "--data", help="Data set folder(s)
 
     def check():
         training.check_backend(backend, workdir)
-        training.TrainSettings(backbone, strategy, image_size, epochs, train_steps, eval_steps, min_accuracy,
-                               max_regression).validate()
+        training.check_settings(training.TrainSettings(
+            backbone=backbone, strategy=strategy, image_size=image_size, epochs=epochs, train_steps=train_steps,
+            eval_steps=eval_steps, min_accuracy=min_accuracy, max_regression=max_regression, seed=seed))
         inputs.check_data_sets(data)
 
     def work():
         from flows.train_flow import train as train_flow
 
-        return train_flow(data, workdir, backend, backbone, strategy, image_size, epochs, train_steps, eval_steps,
-                          min_accuracy, max_regression, wait, fail_if_busy)
+        return train_flow(data, workdir, backend, backbone=backbone, strategy=strategy, image_size=image_size,
+                          epochs=epochs, train_steps=train_steps, eval_steps=eval_steps, min_accuracy=min_accuracy,
+                          max_regression=max_regression, seed=seed, wait=wait, fail_if_busy=fail_if_busy)
 
     local = backend != "vertex"
     result = _run("train", check, work, workdir=workdir if local else None, verbose=verbose,
@@ -197,7 +206,8 @@ def add_data(uris: List[str] = typer.Argument(..., help="TFRecord files (paths o
 
 @app.command()
 def verdict(model: List[str] = typer.Option(..., "--model", help="Pushed model folder, optionally NAME=DIR."),
-            images: str = typer.Option(..., help="Folder of images to score (the hot dogs)."),
+            images: str = typer.Option(..., help="Folder of images to score."),
+            title: Optional[str] = typer.Option(None, help="Title of the report (default: 'Verdict')."),
             out: str = typer.Option(..., help="Where summary.json, predictions.csv, verdict.png, report.md go."),
             verbose: bool = VERBOSE):
     """Score the images with each model: mean probability per class with 95 % bootstrap intervals."""
@@ -208,50 +218,99 @@ def verdict(model: List[str] = typer.Option(..., "--model", help="Pushed model f
     def work():
         from flows.verdict_flow import verdict as verdict_flow
 
-        return verdict_flow(models, images, out)
+        from tasks.verdict import DEFAULT_TITLE
+
+        return verdict_flow(models, images, out, title or DEFAULT_TITLE)
 
     summary = _run("verdict", lambda: inputs.check_verdict(models, images), work, verbose=verbose)
-    typer.echo(json.dumps({e["model"]: {c: round(e[c]["mean"], 4) for c in ("food", "sandwich", "taco")}
-                           for e in summary["models"]}))
+    typer.echo(json.dumps({e["model"]: {c: round(s["mean"], 4) for c, s in e["scores"].items()}
+                           for e in summary["models"]}, ensure_ascii=False))
+
+
+class Format(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    csv = "csv"
 
 
 @app.command()
-def run(data: Optional[str] = typer.Option(None, help="Image tree (default: $HOTDOG_DATA, else data/hotdog-images "
-                                                      "or ../shared, else 'hotdog data fetch' first)."),
+def predict(paths: List[str] = typer.Argument(..., help="Image files, folders of images, or gs:// URIs."),
+            model: Optional[str] = typer.Option(None, help="A SavedModel folder (default: the latest blessed model "
+                                                          "of --workdir)."),
+            workdir: Optional[str] = typer.Option(None, help="Training work folder whose registry holds the model "
+                                                            "(default: $HOTDOG_WORKDIR/training)."),
+            output: Format = typer.Option(Format.table, "--format", help="table | jsonl | csv.")):
+    """Print, per image, the top class and every class's probability (names from the model). An
+    undecodable file gets a line with the reason; exit 2 only if no image could be scored."""
+    from tasks import predict as predictor
+    from tasks import settings
+
+    def main():
+        model_dir = model or predictor.latest_model(workdir or os.path.join(settings.default_workdir(), "training"))
+        names, rows = predictor.predict(paths, model_dir)
+        typer.echo(predictor.render(names, rows, output.value), nl=False)
+        if not names:
+            raise HotdogInputError(f"no image could be scored ({len(rows)} file(s) given)")
+
+    _fail_cleanly(main)
+
+
+@app.command()
+def run(experiment: Optional[str] = typer.Option(None, help="Experiment file (default: "
+                                                            "data/experiments/hotdog.yaml, the demo)."),
+        data: Optional[str] = typer.Option(None, help="Image tree (default: the experiment's source, else "
+                                                      "$HOTDOG_DATA, else data/hotdog-images or ../shared, else "
+                                                      "'hotdog data fetch' first)."),
         workdir: Optional[str] = typer.Option(None, help="Where outputs go (default: $HOTDOG_WORKDIR or data/)."),
-        review: Optional[str] = typer.Option(None, help="Review manifest JSON."),
-        images: Optional[str] = typer.Option(None, help="Images to judge (default: DATA/hot dog)."),
-        backbone: str = typer.Option("efficientnet_lite0", help="Backbone of the three models."),
-        strategy: str = typer.Option("fast", help="fast | finetune."),
-        epochs: int = typer.Option(20, help="Maximum epochs per model."),
+        review: Optional[str] = typer.Option(None, help="Review manifest JSON (default: the experiment's)."),
+        images: Optional[str] = typer.Option(None, help="Images to judge (default: the experiment's judge)."),
+        backbone: Optional[str] = typer.Option(None, help=f"Backbone (default: the experiment's, else "
+                                                          f"{DEFAULTS.backbone})."),
+        strategy: Optional[str] = typer.Option(None, help=f"fast | finetune (default: the experiment's, else "
+                                                          f"{DEFAULTS.strategy})."),
+        epochs: Optional[int] = typer.Option(None, help=f"Maximum epochs per model (default: the experiment's, "
+                                                        f"else {DEFAULTS.epochs})."),
+        repeats: Optional[int] = typer.Option(None, help="Train every step N times with other seeds (default: the "
+                                                         "experiment's, else 1)."),
         max_per_category: Optional[int] = typer.Option(None, help="Ingest at most N images per category "
-                                                                  "(a quick demo)."),
-        min_accuracy: float = typer.Option(0.55, help="Evaluator: minimum CategoricalAccuracy to bless."),
-        max_regression: float = typer.Option(0.01, help="Evaluator: allowed accuracy drop vs the previous model."),
+                                                                  "(a quick run)."),
+        min_accuracy: Optional[float] = typer.Option(None, help=f"Evaluator: minimum CategoricalAccuracy to bless "
+                                                                f"(default: the experiment's, else "
+                                                                f"{DEFAULTS.min_accuracy})."),
+        max_regression: Optional[float] = typer.Option(None, help=f"Evaluator: allowed accuracy drop vs the "
+                                                                  f"previous model (default: the experiment's, else "
+                                                                  f"{DEFAULTS.max_regression})."),
         workers: int = typer.Option(1, help="Beam worker processes for ingestion and data sets."),
-        fresh: bool = typer.Option(False, help="Delete the models of an earlier run in WORKDIR/run/training "
-                                               "first (without it, a run refuses to)."),
+        fresh: bool = typer.Option(False, help="Delete the models of an earlier run in WORKDIR/run/ first "
+                                               "(without it, a run refuses to)."),
         fail_if_busy: bool = FAIL_IF_BUSY,
         verbose: bool = VERBOSE):
-    """The end-to-end main job: ingest, data sets, three models by continuous training, verdict report.
-    It trains in WORKDIR/run/training, never in the deployments' WORKDIR/training."""
-    from tasks import fs, inputs, settings, training
+    """An experiment end to end: ingest, data sets, one model per step by continuous training, a
+    verdict report. It trains in WORKDIR/run/, never in the deployments' WORKDIR/training."""
+    from tasks import experiment as experiments
+    from tasks import inputs, settings, training
 
-    _fail_cleanly(training.TrainSettings(backbone, strategy, None, epochs, min_accuracy=min_accuracy,
-                                         max_regression=max_regression).validate)
+    plan = _fail_cleanly(lambda: experiments.load(experiment))
+    _fail_cleanly(lambda: training.check_settings(plan.train.replace(
+        backbone=backbone, strategy=strategy, epochs=epochs, min_accuracy=min_accuracy,
+        max_regression=max_regression)))
     root = workdir or settings.default_workdir()
     _fail_cleanly(lambda: training.check_can_start_over(training.demo_dir(root), fresh))
-    source = data or settings.default_source() or _fetch_public_images()
-    judged = images or fs.join(source, "hot dog")
+    source = data or plan.source or settings.default_source() or _fetch_public_images()
+    judged = images or plan.judged(source)
 
     def check():
-        inputs.check_run(source, judged, review, workers)
+        if repeats is not None and repeats < 1:
+            raise HotdogInputError(f"--repeats must be >= 1, got {repeats}")
+        if not images:
+            experiments.check_images(plan, judged)
+        inputs.check_run(source, judged, review or plan.review, workers)
 
     def work():
         from flows.run_flow import hotdog_run
 
-        return hotdog_run(source, root, review, judged, backbone, strategy, epochs, min_accuracy=min_accuracy,
-                          max_regression=max_regression, workers=workers, max_per_category=max_per_category,
+        return hotdog_run(source, root, plan.path, review, judged, backbone, strategy, epochs, min_accuracy,
+                          max_regression, repeats, workers=workers, max_per_category=max_per_category,
                           fresh=fresh, fail_if_busy=fail_if_busy)
 
     result = _run("run", check, work, workdir=workdir, verbose=verbose, lock=training.demo_dir(root),
@@ -315,21 +374,24 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
           port: int = typer.Option(4200, help="Port of the Prefect server on 127.0.0.1."),
           data: Optional[str] = typer.Option(None, help="Image tree for the 'manual' deployment."),
           workdir: Optional[str] = typer.Option(None, help="Work folder (default: $HOTDOG_WORKDIR or data/)."),
-          images: Optional[str] = typer.Option(None, help="Images to judge (default: DATA/hot dog)."),
+          images: Optional[str] = typer.Option(None, help="Images to judge (default: the demo experiment's)."),
           bucket: str = typer.Option("hotdog-uploads", help="Bucket whose uploads trigger retrain-on-upload."),
           backend: str = typer.Option("local", help="Backend of nightly/upload retraining (local | airflow | "
                                                     "vertex; their HOTDOG_AIRFLOW_* / HOTDOG_VERTEX_* settings "
                                                     "come from this environment)."),
-          backbone: str = typer.Option("efficientnet_lite0", help="Backbone of nightly/upload retraining."),
-          epochs: int = typer.Option(20, help="Maximum epochs of nightly/upload retraining."),
-          min_accuracy: float = typer.Option(0.55, help="Evaluator minimum for nightly/upload retraining."),
-          max_regression: float = typer.Option(0.0, help="Allowed regression for nightly/upload retraining."),
+          backbone: str = typer.Option(DEFAULTS.backbone, help="Backbone of nightly/upload retraining."),
+          epochs: int = typer.Option(DEFAULTS.epochs, help="Maximum epochs of nightly/upload retraining."),
+          min_accuracy: float = typer.Option(DEFAULTS.min_accuracy, help="Evaluator minimum for nightly/upload "
+                                                                         "retraining."),
+          max_regression: float = typer.Option(DEFAULTS.max_regression, help="Allowed regression for nightly/upload "
+                                                                             "retraining."),
           bridge: BridgeMode = typer.Option(BridgeMode.off, help="Also run 'hotdog bridge' on BUCKET."),
           subscription: Optional[str] = typer.Option(None, help="With --bridge pubsub: projects/P/subscriptions/S."),
           prefix: str = typer.Option("", help="Only objects under this name prefix retrain (the bridge's "
                                               "filter, and what retrain-on-upload accepts from any event).")):
     """Start a local Prefect server, work pool + queue, the deployments, a worker and optionally the bridge."""
     from flows import serve as stack
+    from tasks import experiment as experiments
     from tasks import settings
 
     def main():
@@ -346,7 +408,7 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
                            *(["--subscription", subscription] if bridge is BridgeMode.pubsub else [])]
         return stack.start(state_dir or settings.stack_dir(root), port, {
             "HOTDOG_DATA": source, "HOTDOG_WORKDIR": root, "HOTDOG_TRAINING_DIR": os.path.join(root, "training"),
-            "HOTDOG_IMAGES": images or os.path.join(source, "hot dog"), "HOTDOG_BUCKET": bucket,
+            "HOTDOG_IMAGES": images or experiments.load().judged(source), "HOTDOG_BUCKET": bucket,
             "HOTDOG_PREFIX": prefix, "HOTDOG_BACKEND": backend, "HOTDOG_BACKBONE": backbone,
             "HOTDOG_EPOCHS": str(epochs), "HOTDOG_MIN_ACCURACY": str(min_accuracy),
             "HOTDOG_MAX_REGRESSION": str(max_regression)}, bridge_args)
@@ -427,19 +489,19 @@ def airflow_start(workdir: str = typer.Option(..., help="Training work folder th
                   port: int = typer.Option(8080, help="Webserver/REST API port on 127.0.0.1."),
                   schedule: Optional[str] = typer.Option(None, help="Cron schedule of the DAG (default: none, "
                                                                     "Prefect schedules); the original: '0 */2 * * *'."),
-                  backbone: str = typer.Option("efficientnet_lite0", help="As 'hotdog train'."),
-                  strategy: str = typer.Option("fast", help="As 'hotdog train'."),
-                  image_size: Optional[int] = typer.Option(None, help="As 'hotdog train'."),
-                  epochs: int = typer.Option(20, help="As 'hotdog train'."),
-                  min_accuracy: float = typer.Option(0.55, help="As 'hotdog train'."),
-                  max_regression: float = typer.Option(0.0, help="As 'hotdog train'.")):
+                  backbone: str = typer.Option(DEFAULTS.backbone, help="As 'hotdog train'."),
+                  strategy: str = typer.Option(DEFAULTS.strategy, help="As 'hotdog train'."),
+                  image_size: Optional[int] = typer.Option(DEFAULTS.image_size, help="As 'hotdog train'."),
+                  epochs: int = typer.Option(DEFAULTS.epochs, help="As 'hotdog train'."),
+                  min_accuracy: float = typer.Option(DEFAULTS.min_accuracy, help="As 'hotdog train'."),
+                  max_regression: float = typer.Option(DEFAULTS.max_regression, help="As 'hotdog train'.")):
     """Start scheduler + webserver from the Airflow environment (created on first use, ~3.5 GB); with
     one of them still running, start the other (same options)."""
     from tasks import airflow_local, training
 
     root = os.path.abspath(workdir)
-    settings = training.TrainSettings(backbone, strategy, image_size, epochs, min_accuracy=min_accuracy,
-                                      max_regression=max_regression)
+    settings = training.TrainSettings(backbone=backbone, strategy=strategy, image_size=image_size, epochs=epochs,
+                                      min_accuracy=min_accuracy, max_regression=max_regression)
     info = _fail_cleanly(lambda: airflow_local.start(home or os.path.join(root, "airflow"), port, root, settings,
                                                      schedule))
     secret = ("$HOTDOG_AIRFLOW_PASSWORD" if os.environ.get("HOTDOG_AIRFLOW_PASSWORD")

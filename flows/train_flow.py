@@ -8,6 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.common import forward_task_logs, report
 from tasks import training, work_lock
+from tfx_pipeline.settings import DEFAULTS
 
 
 @task(name="tfx-pipeline")
@@ -27,9 +28,11 @@ def vertex_submit(data: list[str], settings: training.TrainSettings, wait: bool)
 
 
 @flow(name="train")
-def train(data: list[str], workdir: str, backend: str = "local", backbone: str = "efficientnet_lite0",
-          strategy: str = "fast", image_size: int | None = None, epochs: int = 20, train_steps: int = 25,
-          eval_steps: int = 12, min_accuracy: float = 0.55, max_regression: float = 0.0,
+def train(data: list[str], workdir: str, backend: str = "local", backbone: str = DEFAULTS.backbone,
+          strategy: str = DEFAULTS.strategy, image_size: int | None = DEFAULTS.image_size,
+          epochs: int = DEFAULTS.epochs, train_steps: int = DEFAULTS.train_steps,
+          eval_steps: int = DEFAULTS.eval_steps, min_accuracy: float = DEFAULTS.min_accuracy,
+          max_regression: float = DEFAULTS.max_regression, seed: int = DEFAULTS.seed,
           wait: bool = False, fail_if_busy: bool = False) -> dict:
     """Train on the data set folders ``data`` added to the work folder's data root (an empty
     list retrains on the data root as it is: the nightly deployment).
@@ -40,9 +43,10 @@ def train(data: list[str], workdir: str, backend: str = "local", backbone: str =
     for vertex, the submitted ``job`` and its ``console`` link (``wait``: its final ``state``).
     One run at a time per work folder: a second one waits (``fail_if_busy``: WorkFolderBusy).
     """
-    settings = training.TrainSettings(backbone, strategy, image_size, epochs, train_steps, eval_steps, min_accuracy,
-                                      max_regression)
-    settings.validate()
+    settings = training.TrainSettings(backbone=backbone, strategy=strategy, image_size=image_size, epochs=epochs,
+                                      train_steps=train_steps, eval_steps=eval_steps, min_accuracy=min_accuracy,
+                                      max_regression=max_regression, seed=seed)
+    training.check_settings(settings)
     if backend == "vertex":
         result = vertex_submit(data, settings, wait)
         create_markdown_artifact(key="train-outcome", markdown=(
@@ -72,5 +76,6 @@ def _outcome_markdown(result: dict) -> str:
     return (f"# Training outcome\n\nModel `{result['model_uri']}` {status}.\n\nEvaluation: {metrics}.\n\n"
             f"Judged on {judged.get('examples')} examples, {judged.get('rule')}: "
             f"{', '.join(judged.get('data_sets', []))}.\n\n"
+            f"Classes: {', '.join(lineage.get('classes') or [])}.\n\n"
             f"Data sets: {', '.join(lineage.get('data_sets', []))}; parameters {lineage.get('parameters')}; "
             f"code {lineage.get('code_version')}.\n")

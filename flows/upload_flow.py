@@ -8,6 +8,7 @@ from flows.common import forward_task_logs, retry_unless_input_error
 from flows.train_flow import train
 from flows.verdict_flow import verdict
 from tasks import fs, training, uploads, work_lock
+from tfx_pipeline.settings import DEFAULTS
 
 
 @task(name="stage-upload", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
@@ -24,9 +25,10 @@ def stage(object_uri: str, workdir: str, backend: str, generation: str | None) -
 
 @flow(name="retrain-on-upload")
 def retrain_on_upload(object_uri: str, workdir: str, images: str, generation: str | None = None,
-                      event_id: str | None = None, backend: str = "local", backbone: str = "efficientnet_lite0",
-                      strategy: str = "fast", epochs: int = 20, image_size: int | None = None,
-                      min_accuracy: float = 0.55, max_regression: float = 0.0, bucket: str | None = None,
+                      event_id: str | None = None, backend: str = "local", backbone: str = DEFAULTS.backbone,
+                      strategy: str = DEFAULTS.strategy, epochs: int = DEFAULTS.epochs,
+                      image_size: int | None = DEFAULTS.image_size, min_accuracy: float = DEFAULTS.min_accuracy,
+                      max_regression: float = DEFAULTS.max_regression, bucket: str | None = None,
                       prefix: str = "") -> dict:
     """Copy ``object_uri`` into the data root (continuous training), retrain, score ``images``.
     With ``bucket``, only objects under gs://``bucket``/``prefix`` are accepted."""
@@ -36,8 +38,8 @@ def retrain_on_upload(object_uri: str, workdir: str, images: str, generation: st
         uploads.check_source(object_uri, bucket, prefix)
     with work_lock.held(workdir if backend != "vertex" else "", "retrain-on-upload"):
         stage(object_uri, workdir, backend, generation)
-        result = train([], workdir, backend, backbone, strategy, image_size, epochs, min_accuracy=min_accuracy,
-                       max_regression=max_regression)
+        result = train([], workdir, backend, backbone=backbone, strategy=strategy, image_size=image_size,
+                       epochs=epochs, min_accuracy=min_accuracy, max_regression=max_regression)
     if backend == "vertex":  # the job trains remotely; its report is in Vertex AI
         return result
     if not result["pushed_model"]:
@@ -46,5 +48,5 @@ def retrain_on_upload(object_uri: str, workdir: str, images: str, generation: st
         return result
     name = fs.join(workdir, "verdict", result["pushed_model"].rstrip("/").rsplit("/", 1)[-1])
     summary = verdict({"latest": result["pushed_model"]}, images, name)
-    result["verdict"] = {c: summary["models"][0][c]["mean"] for c in ("food", "sandwich", "taco")}
+    result["verdict"] = {c: summary["models"][0][c]["mean"] for c in summary["classes"]}
     return result

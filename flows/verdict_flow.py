@@ -1,4 +1,4 @@
-"""Prefect flow ``verdict``: score the hot dogs with pushed models and publish the report."""
+"""Prefect flow ``verdict``: score a folder of images with pushed models and publish the report."""
 from __future__ import annotations
 
 import os
@@ -12,26 +12,27 @@ from tasks import verdict as verdict_job
 
 
 @task(name="score-images")
-def scoring(models: dict[str, str], images: str, out: str) -> dict:
+def scoring(models: dict[str, str], images: str, out: str, title: str, reference: dict | None,
+            repeats: dict | None) -> dict:
     with forward_task_logs():
-        return verdict_job.run_verdict(models, images, out)
+        return verdict_job.run_verdict(models, images, out, title, reference, repeats)
 
 
 @flow(name="verdict")
-def verdict(models: dict[str, str], images: str, out: str) -> dict:
-    """Score every image under ``images`` with each {name: SavedModel dir}; report into ``out``."""
+def verdict(models: dict[str, str], images: str, out: str, title: str = verdict_job.DEFAULT_TITLE,
+            reference: dict | None = None, repeats: dict | None = None) -> dict:
+    """Score every image under ``images`` with each {name: SavedModel dir}; report into ``out``
+    (titled ``title``; ``reference`` and ``repeats`` as :func:`tasks.verdict.run_verdict`)."""
     started = time.monotonic()
-    summary = scoring(models, images, out)
-    classes = verdict_job.CLASSES
+    summary = scoring(models, images, out, title, reference, repeats)
     for entry in summary["models"]:
         report("verdict %s: %s on %d images", entry["model"],
-               ", ".join(f"{c} {entry[c]['mean']:.1%}" for c in classes), summary["images"])
+               ", ".join(f"{c} {s['mean']:.1%}" for c, s in entry["scores"].items()), summary["images"])
     report("verdict: report in %.1f s -> %s", time.monotonic() - started, os.path.join(out, "report.md"))
     create_table_artifact(key="verdict-summary", table=[
-        {"model": e["model"], **{c: round(e[c]["mean"], 4) for c in classes},
-         **{f"{c}_ci95": [round(v, 4) for v in e[c]["ci95"]] for c in classes}, "verdict": e["verdict"]}
-        for e in summary["models"]])
-    create_markdown_artifact(key="verdict-report", markdown=verdict_job.report(summary, classes))
+        {"model": e["model"], "class": c, "mean": round(s["mean"], 4), "ci95": [round(v, 4) for v in s["ci95"]],
+         "verdict": e["verdict"] == c} for e in summary["models"] for c, s in e["scores"].items()])
+    create_markdown_artifact(key="verdict-report", markdown=verdict_job.report(summary))
     if not out.startswith("gs://"):
         create_link_artifact(key="verdict-chart", link=f"file://{os.path.abspath(os.path.join(out, 'verdict.png'))}",
                              link_text="verdict.png")

@@ -14,7 +14,7 @@ import os
 import secrets
 import subprocess
 
-from tasks import services, settings
+from tasks import services, settings, training
 from tasks.errors import HotdogInputError
 
 AIRFLOW_ENV = os.path.join(settings.PROJECT_ROOT, ".venv-airflow")
@@ -87,7 +87,7 @@ def start(home: str, port: int, workdir: str, train_settings, schedule: str | No
     missing = [name for name in SERVICES if not services.running(home, name)]
     if not missing:
         raise HotdogInputError(f"an Airflow is already running from {home}; run 'hotdog airflow stop' first")
-    train_settings.validate()
+    training.check_settings(train_settings)
     bin_dir = ensure_environment()
     env = environment(home, port, workdir, train_settings, schedule, parse_interval)
     secret = password(home)

@@ -26,18 +26,26 @@ class DatasetSpec:
     policy: str
 
 
-def load_config(path: str | None = None) -> dict[str, DatasetSpec]:
-    """Parse and validate the config at ``path`` (default: data/datasets.yaml)."""
-    path = path or DEFAULT_CONFIG
+def read_yaml(path: str, what: str):
+    """The YAML document at ``path`` and a ``fail(field, problem)`` raising HotdogInputError
+    naming ``what``, the file and the field; a missing or unparsable file is named too."""
     try:
         doc = yaml.safe_load(fs.read_bytes(path))
     except FileNotFoundError:
-        raise HotdogInputError(f"data-set config not found: {path}") from None
+        raise HotdogInputError(f"{what} not found: {path}") from None
     except yaml.YAMLError as err:
-        raise HotdogInputError(f"data-set config {path} is not valid YAML: {err}") from None
+        raise HotdogInputError(f"{what} {path} is not valid YAML: {err}") from None
 
     def fail(field: str, problem: str):
-        raise HotdogInputError(f"data-set config {path}: field '{field}' {problem}")
+        raise HotdogInputError(f"{what} {path}: field '{field}' {problem}")
+
+    return doc, fail
+
+
+def load_config(path: str | None = None) -> dict[str, DatasetSpec]:
+    """Parse and validate the config at ``path`` (default: data/datasets.yaml)."""
+    path = path or DEFAULT_CONFIG
+    doc, fail = read_yaml(path, "data-set config")
 
     if not isinstance(doc, dict):
         fail("(top level)", "must be a mapping with 'classes' and 'datasets'")
@@ -45,6 +53,9 @@ def load_config(path: str | None = None) -> dict[str, DatasetSpec]:
     if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)
             and len(set(classes)) == len(classes)):
         fail("classes", "must list at least two distinct class names in label order")
+    bad = [c for c in classes if not c.strip() or "\n" in c or "\r" in c]
+    if bad:
+        fail("classes", f"must be names on one line, not empty: {bad}")
     seed, policy = doc.get("seed", 123), doc.get("policy", "truncate")
     if not isinstance(seed, int):
         fail("seed", f"must be an integer, got {seed!r}")

@@ -14,38 +14,19 @@ import json
 import logging
 import os
 
-from tasks import frozen_schema, fs
+from tasks import class_names, frozen_schema, fs
 from tasks.errors import HotdogInputError
+from tfx_pipeline.settings import TrainSettings
 
 log = logging.getLogger("hotdog.training")
 BACKENDS = ("local", "airflow", "vertex")
-STRATEGIES = ("fast", "finetune")
 
 
-@dataclasses.dataclass
-class TrainSettings:
-    """What the pipeline is asked to do; image_size None = the backbone's default."""
-
-    backbone: str = "efficientnet_lite0"
-    strategy: str = "fast"
-    image_size: int | None = None
-    epochs: int = 20
-    train_steps: int = 25
-    eval_steps: int = 12
-    min_accuracy: float = 0.55
-    max_regression: float = 0.0
-
-    def validate(self) -> None:
-        from tfx_pipeline.models import BACKBONES
-
-        if self.backbone not in BACKBONES:
-            raise HotdogInputError(f"--backbone {self.backbone!r} is not known; choose one of {', '.join(BACKBONES)}")
-        if self.strategy not in STRATEGIES:
-            raise HotdogInputError(f"--strategy {self.strategy!r} is not known; choose one of {', '.join(STRATEGIES)}")
-        if not 0 <= self.min_accuracy <= 1:
-            raise HotdogInputError(f"--min-accuracy must be within [0, 1], got {self.min_accuracy}")
-        if not 0 <= self.max_regression <= 1:
-            raise HotdogInputError(f"--max-regression must be within [0, 1], got {self.max_regression}")
+def check_settings(settings: TrainSettings) -> None:
+    """HotdogInputError naming the first bad option of ``settings``."""
+    problems = settings.problems()
+    if problems:
+        raise HotdogInputError(problems[0])
 
 
 def paths(workdir: str) -> dict[str, str]:
@@ -53,10 +34,10 @@ def paths(workdir: str) -> dict[str, str]:
             "registry": os.path.join(workdir, "registry")}
 
 
-def demo_dir(workdir: str) -> str:
-    """The training work folder of ``hotdog run`` under its ``workdir`` (the deployments train in
-    ``<workdir>/training``)."""
-    return fs.join(workdir, "run", "training")
+def demo_dir(workdir: str, seed: int = 0) -> str:
+    """The training work folder of ``hotdog run`` under its ``workdir`` for its ``seed``-th repeat
+    (0-based; the deployments train in ``<workdir>/training``)."""
+    return fs.join(workdir, "run", "training" if seed == 0 else f"training-seed{seed + 1}")
 
 
 def pushed_versions(workdir: str) -> list[str]:
@@ -87,13 +68,15 @@ def start_over(workdir: str) -> None:
 def stage_data(data_dirs: list[str], data_root: str) -> list[str]:
     """Split each data set folder's TFRecords into ``data_root/<name>/train-*`` and ``eval-*``
     (:mod:`tasks.eval_split`; path or gs://; idempotent: files already holding the same
-    records are not rewritten); returns names."""
+    records are not rewritten); returns names. Data sets whose class list differs from the data
+    root's are refused before anything is staged."""
     from tasks import dataset_config, eval_split, inputs
 
     inputs.check_data_sets(data_dirs)
+    cards = [(data_dir, json.loads(fs.read_bytes(fs.join(data_dir, dataset_config.CARD)))) for data_dir in data_dirs]
+    class_names.admit(data_root, [card for _, card in cards])
     names = []
-    for data_dir in data_dirs:
-        card = json.loads(fs.read_bytes(fs.join(data_dir, dataset_config.CARD)))
+    for data_dir, card in cards:
         for entry in card["files"]:
             eval_split.stage_file(fs.join(data_dir, entry["file"]), fs.join(data_root, card["name"]), entry["file"])
         names.append(card["name"])
@@ -110,6 +93,9 @@ def check_data_root(data_root: str) -> None:
     if eval_split.EVAL not in splits:
         raise HotdogInputError(f"nothing to evaluate on: {data_root} holds uploads only, which are train-only; add a "
                                f"curated data set first (hotdog train --data DIR): its eval part is the yardstick")
+    if class_names.of_data_root(data_root) is None:
+        raise HotdogInputError(f"{data_root} has no class names ({class_names.FILE}): it was filled by an earlier "
+                               f"version; add one of its data sets again (hotdog train --data DIR) to record them")
 
 
 def data_files(data_root: str) -> list[str]:
@@ -124,14 +110,10 @@ def data_files(data_root: str) -> list[str]:
 
 def pipeline_kwargs(workdir: str, settings: TrainSettings, pipeline_name: str = "hotdog") -> dict:
     from tasks import runners  # imports Beam (seconds): only where a pipeline is built
-    from tfx_pipeline.models import DEFAULT_IMAGE_SIZE
 
     p = paths(workdir)
     return dict(pipeline_name=pipeline_name, pipeline_root=p["pipeline_root"], data_root=p["data_root"],
-                serving_model_dir=p["registry"], backbone=settings.backbone, strategy=settings.strategy,
-                image_size=settings.image_size or DEFAULT_IMAGE_SIZE[settings.backbone], epochs=settings.epochs,
-                train_steps=settings.train_steps, eval_steps=settings.eval_steps,
-                min_accuracy=settings.min_accuracy, max_regression=settings.max_regression,
+                serving_model_dir=p["registry"], settings=settings, classes=class_names.of_data_root(p["data_root"]),
                 frozen_schema=frozen_schema.pinned_copy(workdir, p["pipeline_root"]) or frozen_schema.path(workdir),
                 beam_pipeline_args=runners.direct_args())
 
@@ -152,7 +134,7 @@ def train(data_dirs: list[str], workdir: str, settings: TrainSettings, backend: 
     if backend == "vertex":
         raise HotdogInputError("--backend vertex submits a job and does not wait for a model: use 'hotdog train "
                                "--backend vertex' (tasks.vertex.submit), not this function")
-    settings.validate()
+    check_settings(settings)
     if backend == "airflow":
         workdir = os.path.abspath(workdir)  # compared with the folder the DAG was built for
     from tasks import eval_split, uploads
@@ -244,7 +226,9 @@ def lineage(workdir: str, data_sets: list[str], settings: TrainSettings, result:
     example_gen = _latest_execution(store, "ImportExampleGen")
     trainer = _latest_execution(store, "Trainer")
     return {
-        "data_sets": sorted(set(os.listdir(paths(workdir)["data_root"]))),
+        "classes": class_names.of_data_root(paths(workdir)["data_root"]),
+        "data_sets": sorted(name for name in os.listdir(paths(workdir)["data_root"])
+                            if os.path.isdir(os.path.join(paths(workdir)["data_root"], name))),
         "data_files": data_files(paths(workdir)["data_root"]),
         "evaluated_on": {"examples": result["metrics"].get("example_count"),
                          "data_sets": sorted({f.split("/", 1)[0] for f in data_files(paths(workdir)["data_root"])

@@ -128,9 +128,13 @@ def _check_images(pending: list[tuple[int, bytes]], max_pixels: int) -> None:
 
 
 def label_width(data_root: str) -> int | None:
-    """Width of the labels already in ``data_root`` (its first TFRecord's first record), or None."""
-    from tasks import tfrecords
+    """Width of the labels ``data_root`` trains on: its class count, else its first TFRecord's
+    first label, else None."""
+    from tasks import class_names, tfrecords
 
+    classes = class_names.of_data_root(data_root)
+    if classes:
+        return len(classes)
     for uri in fs.list_files(data_root) if fs.exists(data_root) else []:
         name = uri.rsplit("/", 1)[-1]
         if ".tfrecord" in name and not name.startswith("."):

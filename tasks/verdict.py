@@ -1,5 +1,5 @@
-"""Score hot-dog images with pushed models: per-image CSV, summary with bootstrap intervals,
-bar chart and Markdown report ("is a hot dog a taco or a sandwich?").
+"""Score a folder of images with pushed models: per-image CSV, summary with bootstrap
+intervals, bar chart and Markdown report, labelled with the class names the models carry.
 
 Scoring goes through each model's ``serving_default`` signature with serialized
 tf.Examples holding only ``image``, exactly as the original prediction code did, but in
@@ -16,15 +16,12 @@ import time
 
 import numpy as np
 
-from tasks import fs, images, inputs
+from tasks import class_names, fs, images, inputs
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.verdict")
-CLASSES = ("food", "sandwich", "taco")
 BOOTSTRAP_SAMPLES = 2000
-# Mean softmax over the 400 hot dogs reported by the original project (food, sandwich, taco).
-ORIGINAL = {"baseline": (0.420, 0.213, 0.367), "taco_bias": (0.138, 0.113, 0.749),
-            "sandwich_bias": (0.373, 0.395, 0.232)}
+DEFAULT_TITLE = "Verdict"
 
 
 def load_images(images_dir: str) -> tuple[list[str], list[bytes], list[dict]]:
@@ -46,7 +43,7 @@ def load_images(images_dir: str) -> tuple[list[str], list[bytes], list[dict]]:
 
 
 def score(model_dir: str, blobs: list[bytes], batch_size: int = 64) -> tuple[np.ndarray, float]:
-    """Softmax [N, classes] from the model's serving signature, and images/s."""
+    """Softmax [N, classes] from the model's serving signature (label order), and images/s."""
     import tensorflow as tf
 
     inputs.saved_model(model_dir)
@@ -68,50 +65,66 @@ def bootstrap_interval(values: np.ndarray, seed: int = 0, level: float = 0.95) -
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def summarize(name: str, probabilities: np.ndarray, classes=CLASSES) -> dict:
-    row = {"model": name, "images": int(probabilities.shape[0])}
+def summarize(name: str, probabilities: np.ndarray, classes: list[str]) -> dict:
+    """Per class (label order): mean probability and its 95 % bootstrap interval; the verdict is
+    the class of the highest mean."""
+    scores = {}
     for i, cls in enumerate(classes):
         low, high = bootstrap_interval(probabilities[:, i], seed=i)
-        row[cls] = {"mean": float(probabilities[:, i].mean()), "ci95": [low, high]}
-    row["verdict"] = classes[int(np.argmax([row[c]["mean"] for c in classes]))]
-    return row
+        scores[cls] = {"mean": float(probabilities[:, i].mean()), "ci95": [low, high]}
+    verdict = classes[int(np.argmax([scores[c]["mean"] for c in classes]))]
+    return {"model": name, "images": int(probabilities.shape[0]), "scores": scores, "verdict": verdict}
 
 
-def run_verdict(models: dict[str, str], images_dir: str, out: str, classes=CLASSES) -> dict:
-    """Score ``images_dir`` with each model {name: SavedModel dir}; write the report files into ``out``."""
+def run_verdict(models: dict[str, str], images_dir: str, out: str, title: str = DEFAULT_TITLE,
+                reference: dict | None = None, repeats: dict | None = None) -> dict:
+    """Score ``images_dir`` with each model {name: SavedModel dir}; write the report files into ``out``.
+
+    ``reference``: numbers to print beside ours, ``{"label": str, "models": {model: {class: p}}}``;
+    ``repeats``: the spread across seeds (:func:`tasks.repeats.across_seeds`) to report.
+    The models must share one class list (HotdogInputError naming both otherwise)."""
     inputs.check_verdict(models, images_dir)
     names, blobs, skipped = load_images(images_dir)
     log.info("scoring %d images with %d model(s)", len(blobs), len(models))
-    rows, summary = [], {"images_dir": images_dir, "images": len(blobs), "skipped": skipped, "models": []}
+    rows, summary = [], {"title": title, "images_dir": images_dir, "images": len(blobs), "skipped": skipped,
+                         "classes": None, "reference": reference, "repeats": repeats, "models": []}
     for model_name, model_dir in models.items():
         probabilities, rate = score(model_dir, blobs)
+        classes = class_names.of_model(model_dir, probabilities.shape[1])
+        if summary["classes"] is None:
+            summary["classes"], first = classes, model_name
+        elif classes != summary["classes"]:
+            raise HotdogInputError(f"model {model_name!r} ({model_dir}) has classes {classes} but model {first!r} has "
+                                   f"{summary['classes']}: one report compares models of one class list")
         entry = summarize(model_name, probabilities, classes)
         entry.update(model_dir=model_dir, images_per_second=round(rate, 1))
-        lineage = fs.join(os.path.dirname(model_dir.rstrip("/")), os.path.basename(model_dir.rstrip("/")) + ".lineage.json")
+        lineage = model_dir.rstrip("/") + ".lineage.json"
         if fs.exists(lineage):
             entry["lineage"] = json.loads(fs.read_bytes(lineage))
         summary["models"].append(entry)
         log.info("%s: %s (%.0f images/s)", model_name,
-                 ", ".join(f"{c} {entry[c]['mean']:.1%}" for c in classes), rate)
+                 ", ".join(f"{c} {score['mean']:.1%}" for c, score in entry["scores"].items()), rate)
         rows += [{"model": model_name, "path": n, **{c: f"{p[i]:.6f}" for i, c in enumerate(classes)},
                   "predicted": classes[int(np.argmax(p))]} for n, p in zip(names, probabilities)]
-    _write_outputs(out, rows, summary, classes)
+    _write_outputs(out, rows, summary)
     return summary
 
 
-def _write_outputs(out: str, rows: list[dict], summary: dict, classes) -> None:
+def _write_outputs(out: str, rows: list[dict], summary: dict) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["model", "path", *classes, "predicted"])
+    writer = csv.DictWriter(buffer, fieldnames=["model", "path", *summary["classes"], "predicted"])
     writer.writeheader()
     writer.writerows(rows)
     fs.write_bytes_atomic(fs.join(out, "predictions.csv"), buffer.getvalue().encode())
-    fs.write_bytes_atomic(fs.join(out, "verdict.png"), chart(summary, classes))
-    fs.write_bytes_atomic(fs.join(out, "report.md"), report(summary, classes).encode())
-    fs.write_bytes_atomic(fs.join(out, "summary.json"), (json.dumps(summary, indent=2) + "\n").encode())
+    fs.write_bytes_atomic(fs.join(out, "verdict.png"), chart(summary))
+    fs.write_bytes_atomic(fs.join(out, "report.md"), report(summary).encode())
+    fs.write_bytes_atomic(fs.join(out, "summary.json"),
+                          (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())
 
 
-def chart(summary: dict, classes=CLASSES) -> bytes:
+def chart(summary: dict) -> bytes:
     """Grouped bars: mean probability per class per model, with 95 % intervals (PNG bytes)."""
+    classes = summary["classes"]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,14 +134,14 @@ def chart(summary: dict, classes=CLASSES) -> bytes:
     width = 0.8 / len(models)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for k, entry in enumerate(models):
-        means = [entry[c]["mean"] for c in classes]
-        errors = [[m - entry[c]["ci95"][0] for m, c in zip(means, classes)],
-                  [entry[c]["ci95"][1] - m for m, c in zip(means, classes)]]
+        means = [entry["scores"][c]["mean"] for c in classes]
+        errors = [[m - entry["scores"][c]["ci95"][0] for m, c in zip(means, classes)],
+                  [entry["scores"][c]["ci95"][1] - m for m, c in zip(means, classes)]]
         ax.bar(np.arange(len(classes)) + k * width, means, width, yerr=errors, capsize=3, label=entry["model"])
     ax.set_xticks(np.arange(len(classes)) + width * (len(models) - 1) / 2, classes)
-    ax.set_ylabel("mean probability over hot dogs")
+    ax.set_ylabel(f"mean probability over {summary['images']} images")
     ax.set_ylim(0, 1)
-    ax.set_title(f"Is a hot dog a taco or a sandwich? ({summary['images']} hot dogs)")
+    ax.set_title(summary["title"])
     ax.legend()
     buffer = io.BytesIO()
     fig.tight_layout()
@@ -137,18 +150,26 @@ def chart(summary: dict, classes=CLASSES) -> bytes:
     return buffer.getvalue()
 
 
-def report(summary: dict, classes=CLASSES) -> str:
-    """Markdown: one row per model (mean and 95 % CI per class), the original's numbers beside."""
-    lines = ["# Is a hot dog a taco or a sandwich?", "",
+def report(summary: dict) -> str:
+    """Markdown: one row per model (mean and 95 % CI per class), the reference numbers beside."""
+    classes, reference = summary["classes"], summary.get("reference")
+    header = f" {reference['label']} (" + " / ".join(classes) + ") |" if reference else ""
+    lines = [f"# {summary['title']}", "",
              f"{summary['images']} images from `{summary['images_dir']}` scored by each model "
              f"(mean softmax, 95 % bootstrap interval).", "",
-             "| model | " + " | ".join(classes) + " | verdict | original (" + " / ".join(classes) + ") |",
-             "|---|" + "---|" * (len(classes) + 2)]
+             "| model | " + " | ".join(classes) + " | verdict |" + header,
+             "|---|" + "---|" * (len(classes) + 1 + bool(reference))]
     for entry in summary["models"]:
-        cells = [f"{entry[c]['mean']:.1%} [{entry[c]['ci95'][0]:.1%}, {entry[c]['ci95'][1]:.1%}]" for c in classes]
-        original = ORIGINAL.get(entry["model"])
-        reference = " / ".join(f"{v:.1%}" for v in original) if original else "-"
-        lines.append(f"| {entry['model']} | " + " | ".join(cells) + f" | {entry['verdict']} | {reference} |")
+        cells = [f"{s['mean']:.1%} [{s['ci95'][0]:.1%}, {s['ci95'][1]:.1%}]" for s in entry["scores"].values()]
+        row = f"| {entry['model']} | " + " | ".join(cells) + f" | {entry['verdict']} |"
+        if reference:
+            values = reference["models"].get(entry["model"])
+            row += (" " + " / ".join(f"{values[c]:.1%}" for c in classes) if values else " -") + " |"
+        lines.append(row)
+    if summary.get("repeats"):
+        from tasks import repeats
+
+        lines += repeats.markdown(summary["repeats"])
     lines += ["", "![verdict](verdict.png)", ""]
     for entry in summary["models"]:
         lineage = entry.get("lineage")

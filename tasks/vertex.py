@@ -73,7 +73,7 @@ def submit(data_dirs: list[str], config: VertexSettings, settings: training.Trai
     its console link, the spec URI and, with ``wait``, the final state."""
     from google.cloud import aiplatform
 
-    settings.validate()
+    training.check_settings(settings)
     names = training.stage_data(data_dirs, fs.join(config.root, "data_root"))
     spec_uri, seconds = compile_and_upload(config, settings)
     init = {"project": config.project, "location": config.region}

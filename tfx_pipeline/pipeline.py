@@ -36,6 +36,7 @@ from tfx.types import Channel, standard_artifacts
 
 from tfx_pipeline.anomalies import AnomaliesGate
 from tfx_pipeline.data_layout import SPLIT_PATTERNS
+from tfx_pipeline.settings import DEFAULTS, TrainSettings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PREPROCESSING_MODULE = os.path.join(HERE, "preprocessing.py")
@@ -72,7 +73,14 @@ def _module_files_in_place():
             os.environ[key] = saved
 
 
-def accuracy_eval_config(min_accuracy: float = 0.55, max_regression: float = 0.0, label_key: str = "label"):
+def trainer_config(settings: TrainSettings) -> dict:
+    """The settings the Trainer's ``run_fn`` reads (its ``custom_config``, keying its cache)."""
+    return {"backbone": settings.backbone, "strategy": settings.strategy, "image_size": settings.resolved_image_size(),
+            "epochs": settings.epochs, "batch_size": settings.batch_size, "learning_rate": settings.learning_rate,
+            "patience": settings.patience, "seed": settings.seed}
+
+
+def accuracy_eval_config(min_accuracy: float, max_regression: float, label_key: str = "label"):
     """TFMA config: CategoricalAccuracy >= ``min_accuracy`` and at most ``max_regression`` below the
     latest blessed model (0 = the original's "no regression", -1e-10)."""
     import tensorflow_model_analysis as tfma
@@ -91,16 +99,15 @@ def accuracy_eval_config(min_accuracy: float = 0.55, max_regression: float = 0.0
 
 
 def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serving_model_dir: str,
-                    beam_pipeline_args: list[str], backbone: str = "efficientnet_lite0", strategy: str = "fast",
-                    image_size: int = 224,
-                    epochs: int = 20, train_steps: int = 25, eval_steps: int = 12, batch_size: int = 32,
-                    min_accuracy: float = 0.55,
-                    max_regression: float = 0.0,
-                    frozen_schema: str | None = None, metadata_connection_config=None,
-                    enable_cache: bool = True, preprocessing_module: str = PREPROCESSING_MODULE,
-                    trainer_module: str = TRAINER_MODULE, code_in_image: bool = False) -> Pipeline:
+                    beam_pipeline_args: list[str], settings: TrainSettings = DEFAULTS,
+                    classes: list[str] | None = None, frozen_schema: str | None = None,
+                    metadata_connection_config=None, enable_cache: bool = True,
+                    preprocessing_module: str = PREPROCESSING_MODULE, trainer_module: str = TRAINER_MODULE,
+                    code_in_image: bool = False) -> Pipeline:
     """Build the pipeline; paths may be local or gs://. ``beam_pipeline_args`` must name the runner
-    (e.g. DirectRunner). ``train_steps``/``eval_steps`` are per epoch (finetune).
+    (e.g. DirectRunner).
+
+    ``classes``: the class names in label order, stored in the model (None: numbered ``0``, ``1``...).
 
     ``code_in_image``: Transform and Trainer name their functions by import path
     (``tfx_pipeline.preprocessing.preprocessing_fn``, ``tfx_pipeline.trainer.run_fn``) instead of
@@ -132,17 +139,16 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
-            train_args=trainer_pb2.TrainArgs(num_steps=train_steps),
-            eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
-            custom_config={"backbone": backbone, "strategy": strategy, "image_size": image_size, "epochs": epochs,
-                           "batch_size": batch_size, **code})
+            train_args=trainer_pb2.TrainArgs(num_steps=settings.train_steps),
+            eval_args=trainer_pb2.EvalArgs(num_steps=settings.eval_steps),
+            custom_config={**trainer_config(settings), "classes": list(classes) if classes else None, **code})
     model_resolver = Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=Channel(type=standard_artifacts.Model),
         model_blessing=Channel(type=standard_artifacts.ModelBlessing)).with_id("latest_blessed_model")
     evaluator = Evaluator(examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
                           baseline_model=model_resolver.outputs["model"],
-                          eval_config=accuracy_eval_config(min_accuracy, max_regression))
+                          eval_config=accuracy_eval_config(settings.min_accuracy, settings.max_regression))
     pusher = Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(

@@ -7,9 +7,12 @@ Strategies (``custom_config['strategy']``):
   finetune  the original recipe: the whole network is trained end to end from decoded
             images (Adam 1e-3, batch 32, ``train_steps`` per epoch, up to ``epochs``
             epochs, early stopping on val_accuracy with patience 3).
-Both export one SavedModel whose ``serving_default`` signature takes serialized
-tf.Examples holding ``image`` (encoded bytes) and returns ``outputs``: the softmax over
-the classes in label order.
+Both export one SavedModel with two signatures over serialized tf.Examples holding ``image``
+(encoded bytes): ``serving_default`` returns ``outputs``, the softmax over the classes in label
+order; ``classify`` returns ``scores`` (the same softmax) and ``classes`` (each row the class
+names, as TF Serving's classify API). The names are also the asset ``assets/class_names.txt``
+(UTF-8, one per line, in label order). Every setting comes from ``custom_config``
+(``pipeline.trainer_config``; defaults in ``settings.TrainSettings``).
 """
 from __future__ import annotations
 
@@ -23,8 +26,7 @@ import tensorflow as tf
 from tfx_pipeline import images
 from tfx_pipeline.preprocessing import IMAGE_KEY, LABEL_KEY
 
-DEFAULTS = {"backbone": "efficientnet_lite0", "strategy": "fast", "image_size": 224, "epochs": 20,
-            "batch_size": 32, "learning_rate": 1e-3, "patience": 3, "seed": 42}
+CLASS_NAMES_ASSET = "class_names.txt"
 
 
 def run_fn(fn_args):
@@ -33,7 +35,7 @@ def run_fn(fn_args):
 
     from tfx_pipeline import models
 
-    config = {**DEFAULTS, **(fn_args.custom_config or {})}
+    config = fn_args.custom_config
     tf.keras.utils.set_random_seed(config["seed"])
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_spec = tf_transform_output.transformed_feature_spec()
@@ -57,7 +59,7 @@ def run_fn(fn_args):
         "        %d of at most %d epochs%s, best val_accuracy %.3f, %.0f s", stats["epochs_run"], config["epochs"],
         " (early stop)" if stats["epochs_run"] < config["epochs"] else "", stats["best_val_accuracy"],
         stats["train_seconds"])
-    _export(model, fn_args.serving_model_dir, size)
+    _export(model, fn_args.serving_model_dir, size, config.get("classes") or [str(i) for i in range(n_classes)])
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training_stats.json"), "w") as handle:
         handle.write(json.dumps({**stats, "history": history}, indent=2))
 
@@ -143,11 +145,33 @@ def _train_finetune(backbone, train, evaluation, n_classes, config, fn_args, sta
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def _export(model, serving_model_dir: str, size: int) -> None:
-    """Save with ``serving_default``: serialized tf.Examples (only ``image`` needed) -> ``outputs``."""
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve(serialized):
-        parsed = tf.io.parse_example(serialized, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-        return {"outputs": model(images.decode_batch(parsed[IMAGE_KEY], size), training=False)}
+def _export(model, serving_model_dir: str, size: int, classes: list[str]) -> None:
+    """Save with ``serving_default`` (-> ``outputs``) and ``classify`` (-> ``scores``, ``classes``),
+    the class names as an asset."""
+    import tempfile
 
-    model.save(serving_model_dir, save_format="tf", signatures={"serving_default": serve})
+    if len(classes) != model.output.shape[-1]:
+        raise ValueError(f"{len(classes)} class names {classes} for a model of {model.output.shape[-1]} outputs")
+
+    def probabilities(serialized):
+        parsed = tf.io.parse_example(serialized, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+        return model(images.decode_batch(parsed[IMAGE_KEY], size), training=False)
+
+    names = tf.constant(classes)
+    examples = tf.TensorSpec([None], tf.string, name="examples")
+
+    @tf.function(input_signature=[examples])
+    def serve(serialized):
+        return {"outputs": probabilities(serialized)}
+
+    @tf.function(input_signature=[examples])
+    def classify(serialized):
+        scores = probabilities(serialized)
+        return {"scores": scores, "classes": tf.tile(names[tf.newaxis], [tf.shape(scores)[0], 1])}
+
+    with tempfile.TemporaryDirectory() as scratch:
+        asset = os.path.join(scratch, CLASS_NAMES_ASSET)
+        with open(asset, "w", encoding="utf-8") as handle:
+            handle.write("".join(f"{name}\n" for name in classes))
+        model.class_names = tf.saved_model.Asset(asset)
+        model.save(serving_model_dir, save_format="tf", signatures={"serving_default": serve, "classify": classify})

@@ -89,7 +89,8 @@ def test_end_to_end_job_says_what_it_does(tmp_path):
     report = work / "verdict" / "final" / "report.md"
     assert done.stdout.strip() == str(report)
     assert "| taco_bias |" in report.read_text() and "13.8% / 11.3% / 74.9%" in report.read_text()
-    assert sorted(os.listdir(work / "run" / "training" / "data_root")) == ["baseline", "sandwich_bias", "taco_bias"]
+    assert sorted(os.listdir(work / "run" / "training" / "data_root")) == ["baseline", "classes.json", "sandwich_bias",
+                                                                           "taco_bias"]
     assert (work / "run" / "training" / "schema" / "schema.pbtxt").exists()
     assert (deployed / "saved_model.pb").read_bytes() == b"a model the nightly deployment pushed"
     log = log_of(done.stderr, work)

@@ -101,7 +101,7 @@ def test_new_tfrecord_file_trains_a_new_model_version(trained, small_sets):
     result = train([small_sets["taco_bias"]], workdir, min_accuracy=0.0, max_regression=1.0, **TINY)
     assert result["model_uri"] != first["model_uri"]  # retrained
     assert versions() - before == {os.path.basename(result["pushed_model"])}
-    assert sorted(os.listdir(training.paths(workdir)["data_root"])) == ["baseline", "taco_bias"]
+    assert sorted(os.listdir(training.paths(workdir)["data_root"])) == ["baseline", "classes.json", "taco_bias"]
     assert json.loads(open(result["pushed_model"] + ".lineage.json").read())["data_sets"] == ["baseline", "taco_bias"]
 
 
@@ -125,13 +125,46 @@ def test_verdict_report(trained, shared_images, tmp_path):
     summary = verdict({"tiny": result["pushed_model"]}, str(images), str(tmp_path / "out"))
     entry = summary["models"][0]
     assert summary["images"] == 20 and summary["skipped"] == [{"path": "broken.jpeg", "reason": "truncated"}]
-    assert abs(sum(entry[c]["mean"] for c in ("food", "sandwich", "taco")) - 1) < 1e-4
-    for c in ("food", "sandwich", "taco"):
-        low, high = entry[c]["ci95"]
-        assert low <= entry[c]["mean"] <= high
+    assert summary["classes"] == list(entry["scores"]) == ["food", "sandwich", "taco"]  # data/datasets.yaml's
+    assert abs(sum(s["mean"] for s in entry["scores"].values()) - 1) < 1e-4
+    for score in entry["scores"].values():
+        low, high = score["ci95"]
+        assert low <= score["mean"] <= high
     assert sorted(os.listdir(tmp_path / "out")) == ["predictions.csv", "report.md", "summary.json", "verdict.png"]
     assert (tmp_path / "out" / "verdict.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len((tmp_path / "out" / "predictions.csv").read_text().splitlines()) == 21
+
+
+def test_predict_scores_what_it_can_and_names_what_it_cannot(trained, shared_images, tmp_path):
+    from tasks import predict
+
+    _, result = trained
+    photo = os.path.join(shared_images, "hot dog", sorted(os.listdir(os.path.join(shared_images, "hot dog")))[0])
+    (tmp_path / "notes.txt").write_text("not an image")
+    names, rows = predict.predict([photo, str(tmp_path)], result["pushed_model"])
+    assert names == ["food", "sandwich", "taco"]
+    assert rows[0]["path"] == photo and rows[0]["top"] == max(rows[0]["probabilities"],
+                                                              key=rows[0]["probabilities"].get)
+    assert rows[1]["path"].endswith("notes.txt") and "error" in rows[1] and "probabilities" not in rows[1]
+    table = predict.render(names, rows, "table").splitlines()
+    assert len(table) == 2 and "error: " in table[1]
+    assert predict.render(names, rows, "csv").splitlines()[0] == "path,top,food,sandwich,taco,error"
+    assert predict.predict([str(tmp_path)], result["pushed_model"])[0] == []  # nothing scored
+
+
+def test_a_data_set_of_other_classes_is_refused_before_any_training(trained, tmp_path):
+    workdir, _ = trained
+    folder = tmp_path / "pets"
+    folder.mkdir()
+    (folder / "dataset.json").write_text(json.dumps({"name": "pets", "files": [], "classes": [
+        {"name": "cat", "label_index": 0, "categories": ["cat"]}, {"name": "dog", "label_index": 1,
+                                                                   "categories": ["dog"]}]}))
+    ran = executions(workdir)
+    with pytest.raises(HotdogInputError, match=r"data set 'pets' has classes \['cat', 'dog'\] but data set "
+                                               r"'baseline' \(already in the data root .*\) has \['food', "
+                                               r"'sandwich', 'taco'\]"):
+        train([str(folder)], workdir, min_accuracy=0.0, **TINY)
+    assert executions(workdir) == ran and "pets" not in os.listdir(training.paths(workdir)["data_root"])
 
 
 def two_class_data_set(small_sets, root):

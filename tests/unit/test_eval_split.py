@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tasks import eval_split, tfrecords, training, uploads
+from tasks import class_names, eval_split, tfrecords, training, uploads
 from tasks.errors import HotdogInputError
 from tests.conftest import image_bytes
 
@@ -47,6 +47,10 @@ def test_uploads_are_train_only_and_a_root_of_uploads_alone_cannot_be_judged(tmp
     with pytest.raises(HotdogInputError, match="nothing to evaluate on: .* holds uploads only"):
         training.check_data_root(root)
     eval_split.stage_file(write(tmp_path / "a.tfrecord", IMAGES), os.path.join(root, "a"), "a.tfrecord")
+    with pytest.raises(HotdogInputError, match="has no class names"):
+        training.check_data_root(root)
+    class_names.admit(root, [{"name": "a", "classes": [{"name": "x", "label_index": 0},
+                                                       {"name": "y", "label_index": 1}]}])
     training.check_data_root(root)
 
 

@@ -7,11 +7,12 @@ import sys
 
 from tasks import settings
 from tfx_pipeline import pipeline
+from tfx_pipeline.settings import TrainSettings
 
 
 def build(tmp_path, **kwargs):
     return pipeline.create_pipeline("p", str(tmp_path / "root"), str(tmp_path / "data"), str(tmp_path / "reg"),
-                                    ["--runner=DirectRunner"], backbone="tiny", **kwargs)
+                                    ["--runner=DirectRunner"], settings=TrainSettings(backbone="tiny"), **kwargs)
 
 
 def components(built):
