@@ -48,5 +48,5 @@ def retrain_on_upload(object_uri: str, workdir: str, images: str, generation: st
         return result
     name = fs.join(workdir, "verdict", result["pushed_model"].rstrip("/").rsplit("/", 1)[-1])
     summary = verdict({"latest": result["pushed_model"]}, images, name)
-    result["verdict"] = {c: summary["models"][0][c]["mean"] for c in summary["classes"]}
+    result["verdict"] = {c: s["mean"] for c, s in summary["models"][0]["scores"].items()}
     return result
