@@ -14,21 +14,21 @@ pytestmark = pytest.mark.slow
 
 
 def test_ingest_flow_publishes_a_summary_artifact(tree, tmp_path, prefect_server):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    summary = ingest_images(tree, str(tmp_path / "out"))
-    assert summary["totals"]["accepted"] == 12
-
-    async def latest_table():
-        async with get_client() as client:
-            found = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-summary"])))
-            return found[-1]
-
     import asyncio
 
-    artifact = asyncio.run(latest_table())
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    state = ingest_images(tree, str(tmp_path / "out"), return_state=True)
+    assert state.result()["totals"]["accepted"] == 12
+
+    async def this_runs_table():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["ingest-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+
+    (artifact,) = asyncio.run(this_runs_table())
     table = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
     assert {row["category"]: row["accepted"] for row in table} == {"food": 4, "sandwich": 4, "taco": 4}
 
