@@ -1,6 +1,7 @@
 """The ``hotdog`` command line: one sub-command per flow."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,6 +16,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import typer  # noqa: E402
 
 from tasks.errors import HotdogInputError, WorkFolderBusy  # noqa: E402
+from tasks.images import DEFAULT_MAX_PIXELS  # noqa: E402
+from tasks.serving.options import DEFAULTS as SERVER  # noqa: E402
 from tfx_pipeline.settings import DEFAULTS  # noqa: E402
 
 app = typer.Typer(help="hotdog-flows: ingest labelled images, build data sets, train, judge and predict.",
@@ -78,7 +81,7 @@ def ingest(source: str = typer.Argument(..., help="Folder-per-category image tre
            out: str = typer.Option(..., "--out", help="Output folder (path or gs://)."),
            review: Optional[str] = typer.Option(None, help="Review manifest JSON: category -> rejected names."),
            max_per_category: Optional[int] = typer.Option(None, help="Accept at most N images per category."),
-           max_pixels: int = typer.Option(40_000_000, help="Reject images with more pixels (decompression bombs)."),
+           max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Reject images with more pixels (decompression bombs)."),
            runner: Runner = typer.Option(Runner.direct, help="Beam runner."),
            workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1)."),
            dask_address: Optional[str] = typer.Option(None, help="dask.distributed scheduler for --runner dask."),
@@ -318,6 +321,121 @@ def run(experiment: Optional[str] = typer.Option(None, help="Experiment file (de
     typer.echo(result["report"] or "no model was blessed: see the log")
 
 
+@app.command("serve-model")
+def serve_model(workdir: Optional[str] = typer.Option(None, help="Training work folder whose registry/ is served (path "
+                                                                 "or gs://; default: $HOTDOG_WORKDIR/training)."),
+                host: str = typer.Option(SERVER.host, help="Address to bind (anything but 127.0.0.1 needs auth in "
+                                                          "front: see the README)."),
+                port: int = typer.Option(SERVER.port, help="Port of the REST API and the web page."),
+                version: Optional[str] = typer.Option(None, help="Serve this version only (default: the pinned "
+                                                                 "version, else the latest)."),
+                model_name: str = typer.Option(SERVER.model_name, help="NAME in /v1/models/NAME (TF Serving's "
+                                                                       "default)."),
+                poll_seconds: float = typer.Option(SERVER.poll_seconds, help="How often the registry is checked for "
+                                                                             "new versions and pins."),
+                max_batch_size: int = typer.Option(SERVER.max_batch_size, help="Images per server-side batch."),
+                batch_window_ms: float = typer.Option(SERVER.batch_window_ms, help="How long a batch waits for more "
+                                                                                   "requests."),
+                max_bytes: int = typer.Option(SERVER.max_bytes, help="Largest request body (413 beyond)."),
+                max_pixels: int = typer.Option(SERVER.max_pixels, help="Larger images are refused (400), as in "
+                                                                       "ingestion."),
+                report: Optional[str] = typer.Option(None, help="Experiment report folder shown at /report (default: "
+                                                                "$HOTDOG_WORKDIR/verdict/final, from 'hotdog run').")):
+    """Serve the latest blessed model of a registry over TF Serving's REST API, with a web page
+    at /; follows new pushes and pins without a restart."""
+    from tasks import settings
+    from tasks.serving import server
+
+    options = dataclasses.replace(
+        SERVER, workdir=workdir or os.path.join(settings.default_workdir(), "training"), host=host, port=port,
+        model_name=model_name, version=version, poll_seconds=poll_seconds, max_batch_size=max_batch_size,
+        batch_window_ms=batch_window_ms, max_bytes=max_bytes, max_pixels=max_pixels, report_dir=report)
+    _fail_cleanly(lambda: server.check(options))
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server.run(options)
+
+
+models_app = typer.Typer(help="The registry of a training work folder: list, show, pin, unpin, rm.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+MODELS_WORKDIR = typer.Option(None, "--workdir", help="Training work folder (default: $HOTDOG_WORKDIR/training).")
+
+
+def _models_workdir(workdir: Optional[str]) -> str:
+    from tasks import inputs, settings
+
+    root = workdir or os.path.join(settings.default_workdir(), "training")
+    inputs.folder(root, "work folder")
+    return root
+
+
+@models_app.command("list")
+def models_list(workdir: Optional[str] = MODELS_WORKDIR,
+                as_json: bool = typer.Option(False, "--json", help="One JSON object per version.")):
+    """Every version: pushed at, data sets, accuracy, the evaluation that blessed it, served, pinned."""
+    from tasks.serving import registry
+
+    rows = _fail_cleanly(lambda: registry.describe(_models_workdir(workdir)))
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    typer.echo(f"{'version':<11} {'pushed at (UTC)':<20} {'accuracy':>8}  {'served':<6} {'pinned':<6} data sets; "
+               f"blessed by")
+    for row in rows:
+        accuracy = "" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
+        typer.echo(f"{row['version']:<11} {row['pushed_at'][:19].replace('T', ' '):<20} {accuracy:>8}  "
+                   f"{'yes' if row['served'] else '':<6} {'yes' if row['pinned'] else '':<6} "
+                   f"{', '.join(row['data_sets'] or []) or '?'}; {row['blessed_by'] or '?'}"
+                   f"{'' if row['complete'] else ' (incomplete: no saved_model.pb)'}")
+
+
+@models_app.command("show")
+def models_show(version: str = typer.Argument(..., help="A version from 'hotdog models list'."),
+                workdir: Optional[str] = MODELS_WORKDIR):
+    """A version's lineage (data, parameters, code, evaluation) as JSON."""
+    from tasks.serving import registry
+
+    def main():
+        root = _models_workdir(workdir)
+        registry.check_version(root, version)
+        return {"version": version, "path": registry.version_dir(root, version),
+                "pushed_at": registry.pushed_at(version), "lineage": registry.lineage(root, version)}
+
+    typer.echo(json.dumps(_fail_cleanly(main), indent=2, ensure_ascii=False))
+
+
+@models_app.command("pin")
+def models_pin(version: str = typer.Argument(..., help="The version every model server of the folder serves."),
+               workdir: Optional[str] = MODELS_WORKDIR):
+    """Serve VERSION instead of the latest (a rollback); the servers follow within seconds."""
+    from tasks.serving import registry
+
+    _fail_cleanly(lambda: registry.pin(_models_workdir(workdir), version))
+    typer.echo(f"pinned version {version}")
+
+
+@models_app.command("unpin")
+def models_unpin(workdir: Optional[str] = MODELS_WORKDIR):
+    """Go back to serving the latest version."""
+    from tasks.serving import registry
+
+    was = _fail_cleanly(lambda: registry.unpin(_models_workdir(workdir)))
+    typer.echo(f"unpinned version {was}" if was else "nothing was pinned")
+
+
+@models_app.command("rm")
+def models_rm(version: str = typer.Argument(..., help="The version to delete."),
+              workdir: Optional[str] = MODELS_WORKDIR):
+    """Delete a version and its lineage; refused for the pinned or a served version."""
+    from tasks.serving import registry
+
+    _fail_cleanly(lambda: registry.remove(_models_workdir(workdir), version))
+    typer.echo(f"removed version {version}")
+
+
 def _fetch_public_images() -> str:
     """Download the public image set into data/ for a first `make run`; exit 1 with a hint offline."""
     from tasks import fetch, settings
@@ -388,8 +506,13 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
           bridge: BridgeMode = typer.Option(BridgeMode.off, help="Also run 'hotdog bridge' on BUCKET."),
           subscription: Optional[str] = typer.Option(None, help="With --bridge pubsub: projects/P/subscriptions/S."),
           prefix: str = typer.Option("", help="Only objects under this name prefix retrain (the bridge's "
-                                              "filter, and what retrain-on-upload accepts from any event).")):
-    """Start a local Prefect server, work pool + queue, the deployments, a worker and optionally the bridge."""
+                                              "filter, and what retrain-on-upload accepts from any event)."),
+          model_server: bool = typer.Option(False, help="Also serve the deployments' registry (WORKDIR/training) "
+                                                        "with 'hotdog serve-model': each blessed retrain is served "
+                                                        "without a restart."),
+          model_port: int = typer.Option(SERVER.port, help="Port of that model server on 127.0.0.1.")):
+    """Start a local Prefect server, work pool + queue, the deployments, a worker and optionally the
+    bridge and a model server."""
     from flows import serve as stack
     from tasks import experiment as experiments
     from tasks import settings
@@ -406,15 +529,18 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
                 raise HotdogInputError("--bridge pubsub needs --subscription projects/P/subscriptions/S")
             bridge_args = ["--bucket", bucket, "--prefix", prefix, "--workdir", root, "--api-url", stack.api_url(port),
                            *(["--subscription", subscription] if bridge is BridgeMode.pubsub else [])]
+        serving = (["--workdir", os.path.join(root, "training"), "--port", str(model_port)] if model_server
+                   else None)
         return stack.start(state_dir or settings.stack_dir(root), port, {
             "HOTDOG_DATA": source, "HOTDOG_WORKDIR": root, "HOTDOG_TRAINING_DIR": os.path.join(root, "training"),
             "HOTDOG_IMAGES": images or experiments.load().judged(source), "HOTDOG_BUCKET": bucket,
             "HOTDOG_PREFIX": prefix, "HOTDOG_BACKEND": backend, "HOTDOG_BACKBONE": backbone,
             "HOTDOG_EPOCHS": str(epochs), "HOTDOG_MIN_ACCURACY": str(min_accuracy),
-            "HOTDOG_MAX_REGRESSION": str(max_regression)}, bridge_args)
+            "HOTDOG_MAX_REGRESSION": str(max_regression)}, bridge_args, serving)
 
     url = _fail_cleanly(main)
     watching = f"; bridge on gs://{bucket}/{prefix} ({bridge.value})" if bridge is not BridgeMode.off else ""
+    watching += f"; model server on http://127.0.0.1:{model_port}" if model_server else ""
     typer.echo(f"Prefect API at {url} (UI: {url[:-4]}); worker on pool 'hotdog'{watching}. Then:\n"
                f"  export PREFECT_API_URL={url}\n  prefect deployment run 'hotdog-run/manual'")
 
@@ -422,7 +548,7 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
 @app.command()
 def stop(state_dir: Optional[str] = typer.Option(None, help="As given to 'hotdog serve'."),
          workdir: Optional[str] = typer.Option(None, help="Work folder (default: $HOTDOG_WORKDIR or data/).")):
-    """Stop the worker, then the server, started by 'hotdog serve'."""
+    """Stop what 'hotdog serve' started: the bridge, the model server, the worker, then the server."""
     from flows import serve as stack
     from tasks import settings
 

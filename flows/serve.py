@@ -1,9 +1,9 @@
 """A local Prefect stack for the deployments: server on 127.0.0.1 (SQLite, telemetry off),
 work pool and queue, the deployments of deployments/prefect.yaml, a worker and, optionally,
-the GCS bridge.
+the GCS bridge and a model server following the deployments' registry.
 
 ``start`` leaves them running in the background (pids and logs in ``state_dir``); ``stop``
-ends the bridge and the worker first, then the server.
+ends the bridge, the model server and the worker first, then the server.
 """
 from __future__ import annotations
 
@@ -53,9 +53,11 @@ def _prefect(env: dict[str, str], *args: str, check: bool = True) -> subprocess.
     return result
 
 
-def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: list[str] | None = None) -> str:
+def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: list[str] | None = None,
+          model_server_args: list[str] | None = None) -> str:
     """Start the stack; returns the API URL. ``deploy_env`` fills the HOTDOG_* variables of prefect.yaml;
-    with ``bridge_args`` (options of ``hotdog bridge``) the GCS bridge runs too."""
+    with ``bridge_args`` (options of ``hotdog bridge``) the GCS bridge runs too, with
+    ``model_server_args`` (options of ``hotdog serve-model``) a model server."""
     if services.running(state_dir, "server"):
         raise HotdogInputError(f"a stack is already running from {state_dir}; run 'hotdog stop' first")
     os.makedirs(state_dir, exist_ok=True)
@@ -74,6 +76,9 @@ def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: li
         services.spawn("worker", state_dir, env, [prefect, "worker", "start", "--pool", POOL, "--type", "process"])
         if bridge_args is not None:
             services.spawn("bridge", state_dir, env, [sys.executable, "-m", "flows.cli", "bridge", *bridge_args])
+        if model_server_args is not None:
+            services.spawn("model-server", state_dir, env,
+                           [sys.executable, "-m", "flows.cli", "serve-model", *model_server_args])
     except BaseException:
         stop(state_dir)  # never leave a half-started stack behind
         raise
@@ -81,5 +86,5 @@ def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: li
 
 
 def stop(state_dir: str, timeout: float = 30) -> list[str]:
-    """Stop the bridge, the worker, then the server; returns what was running."""
-    return services.stop(state_dir, ["bridge", "worker", "server"], timeout)
+    """Stop the bridge, the model server, the worker, then the server; returns what was running."""
+    return services.stop(state_dir, ["bridge", "model-server", "worker", "server"], timeout)

@@ -112,7 +112,7 @@ def move(src_uri: str, dst_uri: str) -> None:
     fs, src = filesystem(src_uri)
     _, dst = filesystem(dst_uri)
     if is_remote(src_uri):
-        fs.mv(src, dst)
+        fs.mv(src, dst, recursive=True)
         return
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
     os.replace(src, dst)

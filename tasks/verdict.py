@@ -150,8 +150,9 @@ def chart(summary: dict) -> bytes:
     return buffer.getvalue()
 
 
-def report(summary: dict) -> str:
-    """Markdown: one row per model (mean and 95 % CI per class), the reference numbers beside."""
+def report(summary: dict, chart_path: str | None = "verdict.png") -> str:
+    """Markdown: one row per model (mean and 95 % CI per class), the reference numbers beside,
+    the ``chart_path`` image (relative to the report; None leaves it out)."""
     classes, reference = summary["classes"], summary.get("reference")
     header = f" {reference['label']} (" + " / ".join(classes) + ") |" if reference else ""
     lines = [f"# {summary['title']}", "",
@@ -170,7 +171,7 @@ def report(summary: dict) -> str:
         from tasks import repeats
 
         lines += repeats.markdown(summary["repeats"])
-    lines += ["", "![verdict](verdict.png)", ""]
+    lines += ["", f"![verdict]({chart_path})", ""] if chart_path else [""]
     for entry in summary["models"]:
         lineage = entry.get("lineage")
         lines.append(f"- `{entry['model']}`: `{entry['model_dir']}`, {entry['images_per_second']} images/s")

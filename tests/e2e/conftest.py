@@ -31,7 +31,8 @@ def gcs():
 
 @pytest.fixture(scope="session")
 def stack(shared_images, gcs, tmp_path_factory):
-    """`hotdog serve` with the tiny backbone and the Pub/Sub bridge on gs://UPLOAD_BUCKET/UPLOAD_PREFIX."""
+    """`hotdog serve` with the tiny backbone, the Pub/Sub bridge on gs://UPLOAD_BUCKET/UPLOAD_PREFIX and a
+    model server on the deployments' registry."""
     root = tmp_path_factory.mktemp("stack")
     small_datasets(shared_images, root, 20, ["baseline", "taco_bias", "sandwich_bias"])
     training.stage_data([str(root / "sets" / "baseline")], training.paths(str(root / "training"))["data_root"])
@@ -40,19 +41,21 @@ def stack(shared_images, gcs, tmp_path_factory):
     for name in sorted(os.listdir(os.path.join(shared_images, "hot dog")))[:8]:
         shutil.copy(os.path.join(shared_images, "hot dog", name), hot_dogs / name)
     gcs.mkdir(UPLOAD_BUCKET)
-    port = emulators.free_port()
+    port, model_port = emulators.free_port(), emulators.free_port()
     os.environ["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = "2"
     result = CliRunner().invoke(app, [
         "serve", "--workdir", str(root), "--port", str(port), "--data", shared_images, "--images", str(hot_dogs),
         "--bucket", UPLOAD_BUCKET, "--prefix", UPLOAD_PREFIX, "--bridge", "pubsub",
         "--subscription", f"projects/{PROJECT}/subscriptions/stack-bridge",
-        "--backbone", "tiny", "--epochs", "2", "--min-accuracy", "0", "--max-regression", "1"])
+        "--backbone", "tiny", "--epochs", "2", "--min-accuracy", "0", "--max-regression", "1",
+        "--model-server", "--model-port", str(model_port)])
     assert result.exit_code == 0, result.output
     try:
-        yield {"root": root, "url": api_url(port), "state": root / "prefect"}
+        yield {"root": root, "url": api_url(port), "state": root / "prefect",
+               "model_url": f"http://127.0.0.1:{model_port}"}
     finally:
         stopped = CliRunner().invoke(app, ["stop", "--workdir", str(root)])
-        assert "bridge, worker, server" in stopped.output
+        assert "bridge, model-server, worker, server" in stopped.output
 
 
 def load_fake():

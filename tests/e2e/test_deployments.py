@@ -118,6 +118,24 @@ def test_uploads_retrain_once_each_and_one_at_a_time(stack, gcs):
     bridge_log = (stack["state"] / "bridge.log").read_text()
     assert f"duplicate gs://{UPLOAD_BUCKET}/{twice}" in bridge_log
     assert "outside the prefix" in bridge_log and "notes.txt' does not end with" in bridge_log
+    assert_served(stack["model_url"], model_versions(stack["root"])[-1])
+
+
+def assert_served(url, version, timeout=60):
+    """The stack's model server serves ``version`` within ``timeout`` seconds, without a restart."""
+    import httpx
+
+    deadline, available = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            statuses = httpx.get(f"{url}/v1/models/default", timeout=5).json()["model_version_status"]
+            available = [s["version"] for s in statuses if s["state"] == "AVAILABLE"]
+        except httpx.TransportError as err:
+            available = f"not answering ({err})"
+        if available == [version]:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the model server does not serve {version}: {available}")
 
 
 def test_a_command_reuses_the_running_stack(stack, tmp_path):
