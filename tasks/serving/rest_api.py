@@ -55,7 +55,7 @@ def create_app(manager: ModelManager, max_bytes: int) -> FastAPI:
     async def status(name: str, version: str | None = None):
         known(name)
         statuses = {v: s for v, s in manager.status.items() if version in (None, v)}
-        if not statuses:
+        if version is not None and not statuses:
             raise NotServed(f"version {version} of model {name!r} is not known to this server")
         return {"model_version_status": [
             {"version": v, "state": s["state"],

@@ -251,3 +251,25 @@ def test_a_push_under_load_swaps_versions_without_a_failed_or_mixed_request_and_
     assert registry.complete_versions(workdir) == [new]
     assert json.loads(runner.invoke(app, ["models", "show", new, "--workdir", workdir]).output)["lineage"][
         "data_sets"] == ["baseline", "taco_bias"]
+
+
+def test_a_gs_registry_is_served_through_a_local_copy(served, gcs, shared_images):
+    import asyncio
+
+    from tasks.serving.models import ModelManager
+
+    version = registry.complete_versions(served["workdir"])[-1]
+    local = registry.version_dir(served["workdir"], version)
+    gcs.mkdir("serving-test")
+    gcs.put(local, f"serving-test/work/registry/{version}", recursive=True)
+    manager = ModelManager("gs://serving-test/work")
+    manager.start()
+    try:
+        photo = photos(shared_images, "taco", 1)[0]
+        rows, servable = asyncio.run(manager.predict([example_of(open(photo, "rb").read())]))
+        assert servable.version == version and servable.local_copy and os.path.isdir(servable.local_copy)
+        names, expected = predict.predict([photo], local)
+        assert list(rows[0]) == pytest.approx([expected[0]["probabilities"][n] for n in names], abs=1e-5)
+    finally:
+        manager.stop()
+    assert not os.path.exists(servable.local_copy), "the local copy outlived its version"
