@@ -26,9 +26,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tasks import services  # noqa: E402
+from tasks import services, tfrecords  # noqa: E402
 from tasks.serving import registry  # noqa: E402
-from tasks.serving.models import example_of  # noqa: E402
 
 
 def in_process(model_dir: str, examples: list[bytes]) -> tuple[float, float]:
@@ -93,7 +92,7 @@ def main() -> None:
     version = registry.complete_versions(args.workdir)[-1]
     files = sorted(os.listdir(args.images))
     blobs = [open(os.path.join(args.images, name), "rb").read() for name in files]
-    examples = [example_of(blob) for blob in blobs]
+    examples = [tfrecords.image_example(blob) for blob in blobs]
     bodies = [json.dumps({"instances": [{"b64": base64.b64encode(examples[k % len(examples)]).decode()}]}).encode()
               for k in range(args.requests)]
 

@@ -245,7 +245,7 @@ def predict(paths: List[str] = typer.Argument(..., help="Image files, folders of
             output: Format = typer.Option(Format.table, "--format", help="table | jsonl | csv.")):
     """Print, per image, the top class and every class's probability (names from the model). An
     undecodable file gets a line with the reason; exit 2 only if no image could be scored."""
-    from tasks import predict as predictor
+    from tasks.serving import predict as predictor
     from tasks import settings
 
     def main():

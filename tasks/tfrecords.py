@@ -46,6 +46,11 @@ def ingested_example(image: bytes, category: str, sha256: str, source: str, widt
     })
 
 
+def image_example(image: bytes) -> bytes:
+    """An Example holding only ``image``: what every model's serving signature takes."""
+    return serialize({"image": _bytes(image)})
+
+
 def labelled_example(image: bytes, label: list[int], extra: dict[str, str] | None = None) -> bytes:
     """The original project's schema: ``image`` bytes and one-hot ``label`` (+ optional strings)."""
     features = {"image": _bytes(image), "label": _ints(*label)}

@@ -23,6 +23,7 @@ log = logging.getLogger("hotdog.uploads")
 UPLOADS = "uploads"
 QUARANTINE = "quarantine"
 MAX_BYTES = 2 * 2**30
+CHUNK_BYTES = 8 * 2**20
 IMAGE_BATCH = 64
 
 
@@ -39,48 +40,66 @@ def check_source(uri: str, bucket: str, prefix: str = "") -> None:
 def stage(uri: str, data_root: str, generation: str | None = None, max_bytes: int = MAX_BYTES,
           max_pixels: int = images.DEFAULT_MAX_PIXELS) -> str:
     """Check ``uri`` (gs:// object or path; with ``generation``, that version of the object and
-    no other) record by record and copy it into ``data_root``; returns the destination. Re-staging the same object and generation is a no-op rewrite.
+    no other) record by record and copy it into ``data_root``; returns the destination.
+    Re-staging the same object and generation is a no-op rewrite. The object is streamed to a
+    local scratch file in chunks (memory stays bounded by one chunk and one batch of images).
     Raises HotdogInputError naming the file, the record and the reason (quarantined)."""
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     if not name or name in (".", "..") or not name.endswith((".tfrecord", ".tfrecord.gz")):
         raise HotdogInputError(f"refusing {uri!r}: only *.tfrecord or *.tfrecord.gz files are training data")
     if name.startswith("."):  # ".tfrecord", hidden and partial files
         raise HotdogInputError(f"refusing {uri!r}: the file name has no usable stem")
-    fsys, path = fs.pinned(uri, generation)
-    try:
-        size = fsys.size(path)
-        if size > max_bytes:
-            raise HotdogInputError(f"refusing {uri!r}: {size} bytes is over the {max_bytes}-byte limit")
-        data = fsys.cat_file(path)
-    except FileNotFoundError:
-        raise HotdogInputError(f"refusing {uri!r}: generation {generation} is gone (overwritten or deleted since "
-                               "its event; a newer version arrives as an upload of its own)") from None
     suffix = ".tfrecord.gz" if name.endswith(".gz") else ".tfrecord"
-    version = generation or hashlib.sha256(data).hexdigest()[:16]
-    source_digest = hashlib.sha256(uri.split("#", 1)[0].encode()).hexdigest()[:16]
+    scratch = fs.local_scratch_file(suffix)
     try:
-        count = check_records(data, suffix == ".tfrecord.gz", label_width(data_root), max_pixels)
-    except HotdogInputError as err:
-        report = _quarantine(data, uri, generation, data_root, f"{source_digest}-{version}{suffix}", str(err))
-        raise HotdogInputError(f"refusing {uri!r}: {err}; quarantined with its report in {report}") from None
-    destination = fs.join(data_root, UPLOADS, f"{eval_split.TRAIN}-{source_digest}-{version}{suffix}")
-    fs.write_bytes_atomic(destination, data)
+        content_digest = _download(uri, generation, scratch, max_bytes)
+        version = generation or content_digest[:16]
+        source_digest = hashlib.sha256(uri.split("#", 1)[0].encode()).hexdigest()[:16]
+        try:
+            count = check_records(scratch, suffix == ".tfrecord.gz", label_width(data_root), max_pixels)
+        except HotdogInputError as err:
+            report = _quarantine(scratch, uri, generation, data_root, f"{source_digest}-{version}{suffix}", str(err))
+            raise HotdogInputError(f"refusing {uri!r}: {err}; quarantined with its report in {report}") from None
+        destination = fs.join(data_root, UPLOADS, f"{eval_split.TRAIN}-{source_digest}-{version}{suffix}")
+        fs.put_file_atomic(scratch, destination)
+    finally:
+        if os.path.exists(scratch):
+            os.remove(scratch)
     log.info("staged %s (generation %s, %d records) as %s", uri, generation, count, destination)
     return destination
 
 
-def check_records(data: bytes, gzip: bool, width: int | None, max_pixels: int) -> int:
-    """Number of records in the TFRecord bytes ``data``; HotdogInputError names the first bad one.
-    ``width``: the label width required (None: the first record's)."""
+def _download(uri: str, generation: str | None, local_path: str, max_bytes: int) -> str:
+    """Copy ``uri`` (that ``generation``) to ``local_path`` in chunks; returns its sha256.
+    HotdogInputError when it passes ``max_bytes`` or that generation is gone."""
+    fsys, path = fs.pinned(uri, generation)
+    digest, size = hashlib.sha256(), 0
+    try:
+        declared = fsys.size(path)
+        if declared > max_bytes:
+            raise HotdogInputError(f"refusing {uri!r}: {declared} bytes is over the {max_bytes}-byte limit")
+        with fsys.open(path, "rb") as source, open(local_path, "wb") as target:
+            while chunk := source.read(CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HotdogInputError(f"refusing {uri!r}: over the {max_bytes}-byte limit")
+                digest.update(chunk)
+                target.write(chunk)
+    except FileNotFoundError:
+        raise HotdogInputError(f"refusing {uri!r}: generation {generation} is gone (overwritten or deleted since "
+                               "its event; a newer version arrives as an upload of its own)") from None
+    return digest.hexdigest()
+
+
+def check_records(path: str, gzip: bool, width: int | None, max_pixels: int) -> int:
+    """Number of records in the local TFRecord file ``path``; HotdogInputError names the first
+    bad one. ``width``: the label width required (None: the first record's)."""
     import tensorflow as tf
 
-    scratch = fs.local_scratch_file(".tfrecord")
     pending: list[tuple[int, bytes]] = []
     count = 0
     try:
-        with open(scratch, "wb") as handle:
-            handle.write(data)
-        for count, record in enumerate(tf.data.TFRecordDataset(scratch, "GZIP" if gzip else ""), 1):
+        for count, record in enumerate(tf.data.TFRecordDataset(path, "GZIP" if gzip else ""), 1):
             image, label = _fields(record.numpy(), count - 1)
             width = width or len(label)
             if len(label) != width:
@@ -94,8 +113,6 @@ def check_records(data: bytes, gzip: bool, width: int | None, max_pixels: int) -
     except tf.errors.OpError as err:
         raise HotdogInputError(f"not a readable TFRecord file after {count} records ({err.message.strip()})") \
             from None
-    finally:
-        os.remove(scratch)
     if count == 0:
         raise HotdogInputError("the TFRecord file holds no record")
     return count
@@ -144,9 +161,10 @@ def label_width(data_root: str) -> int | None:
     return None
 
 
-def _quarantine(data: bytes, uri: str, generation: str | None, data_root: str, name: str, reason: str) -> str:
+def _quarantine(local_path: str, uri: str, generation: str | None, data_root: str, name: str, reason: str) -> str:
+    """Move the refused file (a local copy) and a JSON report beside the data root; the report's path."""
     folder = fs.join(data_root.rstrip("/").rsplit("/", 1)[0], QUARANTINE)
-    fs.write_bytes_atomic(fs.join(folder, name), data)
+    fs.put_file_atomic(local_path, fs.join(folder, name))
     report = fs.join(folder, f"{name}.json")
     fs.write_bytes_atomic(report, json.dumps({"uri": uri, "generation": generation, "reason": reason},
                                              indent=2).encode())

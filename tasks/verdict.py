@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from tasks import class_names, fs, images, inputs
+from tasks import class_names, fs, images, inputs, tfrecords
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.verdict")
@@ -48,8 +48,7 @@ def score(model_dir: str, blobs: list[bytes], batch_size: int = 64) -> tuple[np.
 
     inputs.saved_model(model_dir)
     predict = tf.saved_model.load(model_dir).signatures["serving_default"]
-    examples = [tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b]))})).SerializeToString() for b in blobs]
+    examples = [tfrecords.image_example(b) for b in blobs]
     predict(tf.constant(examples[:1]))  # trace once outside the timing
     started = time.perf_counter()
     outputs = [predict(tf.constant(examples[i:i + batch_size]))["outputs"].numpy()

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable
 
-from tasks import class_names, fs, images
+from tasks import class_names, fs, images, tfrecords
 from tasks.errors import HotdogInputError
 from tasks.serving import registry
 from tasks.serving.batching import Batcher, BatcherClosed
@@ -52,14 +52,6 @@ class Servable:
         self.batcher.close()
         if self.local_copy:
             shutil.rmtree(self.local_copy, ignore_errors=True)
-
-
-def example_of(image: bytes) -> bytes:
-    """A serialized tf.Example holding ``image``: what the serving signature takes."""
-    from tensorflow.core.example import example_pb2, feature_pb2
-
-    return example_pb2.Example(features=feature_pb2.Features(feature={
-        IMAGE_KEY: feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[image]))})).SerializeToString()
 
 
 def image_of(serialized: bytes, index: int) -> bytes:
@@ -125,7 +117,7 @@ def _warm_up_example() -> bytes:
 
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (128, 128, 128)).save(buffer, "PNG")
-    return example_of(buffer.getvalue())
+    return tfrecords.image_example(buffer.getvalue())
 
 
 def load(workdir: str, version: str, max_batch_size: int, window_s: float, max_pixels: int) -> Servable:

@@ -20,8 +20,9 @@ import json
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from tasks import tfrecords
 from tasks.errors import HotdogInputError
-from tasks.serving.models import ModelManager, NotServed, Servable, example_of
+from tasks.serving.models import ModelManager, NotServed, Servable
 
 VERSION_HEADER = "X-Model-Version"
 DRAIN_FACTOR = 4
@@ -72,26 +73,25 @@ def create_app(manager: ModelManager, max_bytes: int) -> FastAPI:
                                           "class_names": servable.classes}},
                             headers={VERSION_HEADER: servable.version})
 
+    async def answer(examples: list[bytes], version: str | None, render) -> JSONResponse:
+        rows, servable = await manager.predict(examples, version)
+        return JSONResponse(render(rows, servable), headers={VERSION_HEADER: servable.version})
+
     @app.post("/v1/models/{name}:predict")
     @app.post("/v1/models/{name}/versions/{version}:predict")
     async def predict(name: str, request: Request, version: str | None = None):
         known(name)
-        body = await read_body(request, max_bytes)
-        signature, examples, columnar = parse_predict(body)
-        manager.servable(version)  # an unknown version is a 404 before any work
-        rows, servable = await manager.predict(examples, version)
-        return JSONResponse(format_predictions(signature, rows, servable, columnar),
-                            headers={VERSION_HEADER: servable.version})
+        signature, examples, columnar = parse_predict(await read_body(request, max_bytes))
+        return await answer(examples, version, lambda rows, servable: format_predictions(
+            signature, rows, servable, columnar))
 
     @app.post("/v1/models/{name}:classify-image")
     @app.post("/v1/models/{name}/versions/{version}:classify-image")
     async def classify_image(name: str, request: Request, version: str | None = None):
         known(name)
         image = await image_of_request(request, max_bytes)
-        manager.servable(version)
-        rows, servable = await manager.predict([example_of(image)], version)
-        return JSONResponse({"model": name, **classification(rows[0], servable)},
-                            headers={VERSION_HEADER: servable.version})
+        return await answer([tfrecords.image_example(image)], version, lambda rows, servable: {
+            "model": name, **classification(rows[0], servable)})
 
     return app
 

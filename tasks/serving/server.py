@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 
-from tasks import fs
+from tasks import fs, inputs
 from tasks.errors import HotdogInputError
 from tasks.serving import registry
 from tasks.serving.models import ModelManager, Servable
@@ -19,8 +19,7 @@ log = logging.getLogger("hotdog.serving")
 
 def check(options: ServerOptions) -> None:
     """HotdogInputError naming the first bad option (no TensorFlow, no server)."""
-    if not fs.exists(options.workdir):
-        raise HotdogInputError(f"work folder not found: {options.workdir}")
+    inputs.folder(options.workdir, "work folder")
     if options.version is not None:
         registry.check_version(options.workdir, options.version)
     for name, value, low in (("--port", options.port, 1), ("--max-batch-size", options.max_batch_size, 1),

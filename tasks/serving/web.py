@@ -11,10 +11,10 @@ import functools
 import json
 import os
 
-from tasks import fs
+from tasks import fs, tfrecords
 from tasks.errors import HotdogInputError
 from tasks.serving import registry
-from tasks.serving.models import ModelManager, NotServed, example_of
+from tasks.serving.models import ModelManager, NotServed
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -37,7 +37,7 @@ async def classify(manager: ModelManager, path: str | None):
     with open(path, "rb") as handle:
         data = handle.read()
     try:
-        rows, servable = await manager.predict([example_of(data)])
+        rows, servable = await manager.predict([tfrecords.image_example(data)])
     except (HotdogInputError, NotServed) as err:
         return None, None, f"**Cannot classify {os.path.basename(path)}:** {err}", model_line(manager)
     probabilities = {c: float(p) for c, p in zip(servable.classes, rows[0])}

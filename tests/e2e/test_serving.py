@@ -16,9 +16,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.train_flow import train
-from tasks import predict, services, settings
-from tasks.serving import registry
-from tasks.serving.models import example_of
+from tasks import services, settings, tfrecords
+from tasks.serving import predict, registry
 from tests.conftest import image_bytes, png_claiming, small_datasets
 
 pytestmark = pytest.mark.slow
@@ -82,7 +81,7 @@ def served(shared_images, tmp_path_factory, prefect_server):
 
 def b64_example(path):
     with open(path, "rb") as handle:
-        return {"b64": base64.b64encode(example_of(handle.read())).decode()}
+        return {"b64": base64.b64encode(tfrecords.image_example(handle.read())).decode()}
 
 
 def test_tf_serving_predict_gives_what_hotdog_predict_gives(served, shared_images):
@@ -136,7 +135,7 @@ def test_bad_input_gets_its_status_and_the_server_keeps_serving(served, shared_i
         ok = httpx.post(f"{url}:classify-image", content=jpeg, timeout=60)
         assert ok.status_code == 200 and ok.json()["model_version"] == served["version"]
     mixed = httpx.post(f"{url}:predict", json={"instances": [b64_example(good), {"b64": base64.b64encode(
-        example_of(image_bytes("PNG")[:20])).decode()}]}, timeout=60)
+        tfrecords.image_example(image_bytes("PNG")[:20])).decode()}]}, timeout=60)
     assert mixed.status_code == 400 and mixed.json()["error"].startswith("instance 1: ")
 
 
@@ -213,7 +212,7 @@ def test_a_push_under_load_swaps_versions_without_a_failed_or_mixed_request_and_
         with httpx.Client(timeout=60) as session:
             while not stop.is_set():
                 response = session.post(f"{url}/v1/models/default:predict", json={"instances": [
-                    {"b64": base64.b64encode(example_of(image)).decode()} for image in images]})
+                    {"b64": base64.b64encode(tfrecords.image_example(image)).decode()} for image in images]})
                 seen[k].append((response.status_code, response.headers.get("X-Model-Version")))
 
     clients = [threading.Thread(target=client, args=(k,)) for k in seen]
@@ -266,7 +265,7 @@ def test_a_gs_registry_is_served_through_a_local_copy(served, gcs, shared_images
     manager.start()
     try:
         photo = photos(shared_images, "taco", 1)[0]
-        rows, servable = asyncio.run(manager.predict([example_of(open(photo, "rb").read())]))
+        rows, servable = asyncio.run(manager.predict([tfrecords.image_example(open(photo, "rb").read())]))
         assert servable.version == version and servable.local_copy and os.path.isdir(servable.local_copy)
         names, expected = predict.predict([photo], local)
         assert list(rows[0]) == pytest.approx([expected[0]["probabilities"][n] for n in names], abs=1e-5)

@@ -136,7 +136,7 @@ def test_verdict_report(trained, shared_images, tmp_path):
 
 
 def test_predict_scores_what_it_can_and_names_what_it_cannot(trained, shared_images, tmp_path):
-    from tasks import predict
+    from tasks.serving import predict
 
     _, result = trained
     photo = os.path.join(shared_images, "hot dog", sorted(os.listdir(os.path.join(shared_images, "hot dog")))[0])

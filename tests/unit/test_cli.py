@@ -45,7 +45,7 @@ def prefect_import_seconds():
 
 @pytest.mark.parametrize("args", [["--help"], ["ingest", "--help"], ["train", "--help"], ["run", "--help"],
                                   ["data", "fetch", "--help"], ["serve", "--help"],
-                                  ["add-data", "--help"]])
+                                  ["add-data", "--help"], ["serve-model", "--help"], ["models", "pin", "--help"]])
 def test_help_is_immediate(args, tmp_path, prefect_import_seconds):
     outcome, out, err, seconds = probe(args, tmp_path)
     assert outcome == {"code": 0, "heavy": []}, err
@@ -85,6 +85,14 @@ def bad_inputs(tmp_path):
         (["add-data", str(tmp_path / "gone.tfrecord"), "--workdir", str(tmp_path / "w")], "gone.tfrecord: no such file"),
         (["add-data", str(tmp_path / "not-a-set"), "--workdir", str(tmp_path / "w")],
          "only \\*.tfrecord or \\*.tfrecord.gz files .*use 'hotdog train --data DIR'"),
+        (["serve-model", "--workdir", str(tmp_path / "gone")], "work folder not found: .*gone"),
+        (["serve-model", "--workdir", str(tmp_path / "not-a-set"), "--version", "7"],
+         "version '7' is not in .*registry \\(versions: none\\)"),
+        (["serve-model", "--workdir", str(tmp_path / "not-a-set"), "--max-batch-size", "0"],
+         "--max-batch-size must be >= 1, got 0"),
+        (["models", "list", "--workdir", str(tmp_path / "gone")], "work folder not found: .*gone"),
+        (["models", "pin", "7", "--workdir", str(tmp_path / "not-a-set")], "version '7' is not in"),
+        (["models", "rm", "7", "--workdir", str(tmp_path / "not-a-set")], "version '7' is not in"),
     ]
 
 

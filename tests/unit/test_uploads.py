@@ -42,6 +42,33 @@ def test_a_good_upload_lands_under_a_name_of_its_own(tmp_path, data_root):
     assert len(training_files(data_root)) == 2
 
 
+def test_an_upload_is_streamed_in_chunks_and_leaves_no_scratch_file(tmp_path, data_root, monkeypatch):
+    source = tfrecord(tmp_path / "in" / "many.tfrecord", GOOD * 4)
+    monkeypatch.setattr(uploads, "CHUNK_BYTES", 100)
+    reads = []
+    real_open = fs.pinned
+
+    def spying_pinned(uri, generation):
+        fsys, path = real_open(uri, generation)
+        opener = fsys.open
+
+        def open_spied(name, *args, **kwargs):
+            handle = opener(name, *args, **kwargs)
+            if name == path:  # the filesystem object is shared: watch the upload's reads only
+                read = handle.read
+                handle.read = lambda size=-1: reads.append(size) or read(size)
+            return handle
+        monkeypatch.setattr(fsys, "open", open_spied)
+        return fsys, path
+
+    monkeypatch.setattr(fs, "pinned", spying_pinned)
+    scratch_before = set(os.listdir(tmp_path.parent))
+    staged = uploads.stage(source, data_root, generation="3")
+    assert open(staged, "rb").read() == open(source, "rb").read()
+    assert len(reads) > 2 and set(reads) == {100}, reads  # never one read of the whole file
+    assert set(os.listdir(tmp_path.parent)) == scratch_before
+
+
 def test_equal_base_names_and_curated_names_never_overwrite(tmp_path, data_root):
     curated = os.path.join(data_root, "baseline", "baseline.tfrecord")
     before = open(curated, "rb").read()

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 
-from tasks import class_names, fs, images, inputs, training
+from tasks import class_names, fs, images, inputs, tfrecords, training
 from tasks.errors import HotdogInputError
 
 FORMATS = ("table", "jsonl", "csv")
@@ -55,8 +55,7 @@ def predict(paths: list[str], model_dir: str, batch_size: int = 64) -> tuple[lis
     import tensorflow as tf
 
     model = tf.saved_model.load(model_dir)
-    examples = [tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[blobs[i]]))})).SerializeToString() for i in good]
+    examples = [tfrecords.image_example(blobs[i]) for i in good]
     classify = model.signatures.get("classify")
     batches = [tf.constant(examples[k:k + batch_size]) for k in range(0, len(examples), batch_size)]
     if classify is not None:
