@@ -54,7 +54,7 @@ def hotdog_run(source: str, workdir: str, experiment: str | None = None, review:
                                 workers=workers)
         cards = build_datasets(ingested, processed, config=plan.datasets_config, names=plan.data_sets(),
                                workers=workers)
-        models, outcomes, means = {}, {}, {step: [] for step in steps}
+        models, outcomes, means = {}, {}, {step: {} for step in steps}
         for seed, folder in enumerate(folders):
             training.start_over(folder)
             for number, step in enumerate(steps, 1):
@@ -71,7 +71,7 @@ def hotdog_run(source: str, workdir: str, experiment: str | None = None, review:
                     continue
                 out = fs.join(verdicts, step) if seed == 0 else fs.join(verdicts, f"seed-{seed + 1}", step)
                 judged_step = verdict({step: result["pushed_model"]}, judged, out, plan.title)
-                means[step].append({c: s["mean"] for c, s in judged_step["models"][0]["scores"].items()})
+                means[step][seed] = {c: s["mean"] for c, s in judged_step["models"][0]["scores"].items()}
                 if seed == 0:
                     models[step] = result["pushed_model"]
     stats = spread.across_seeds(means, count) if count > 1 else None

@@ -7,26 +7,29 @@ import numpy as np
 BEYOND = 2.0  # a shift counts as beyond training noise when |mean| > BEYOND x its sd across seeds
 
 
-def across_seeds(means: dict[str, list[dict[str, float]]], seeds: int) -> dict:
-    """``means``: step -> one {class: mean probability} per seed whose model was pushed, in seed
-    order. Returns per step and class the mean and sd across seeds (n), and per later step the
-    shift from the first step, paired by seed, with its sd and whether it is beyond noise."""
+def across_seeds(means: dict[str, dict[int, dict[str, float]]], seeds: int) -> dict:
+    """``means``: step -> seed -> {class: mean probability}, for the seeds whose model of that
+    step was pushed. Returns per step and class the mean and sd across seeds (n), and per later
+    step the shift from the first step over the seeds that have a model at both (n), with its sd
+    and whether it is beyond noise (at least 2 such seeds)."""
     steps = list(means)
     stats = {"seeds": seeds, "rule": f"|shift| > {BEYOND:g} sd of the shift across seeds", "steps": {}, "shifts": {}}
-    for step, rows in means.items():
+    for step, by_seed in means.items():
+        rows = list(by_seed.values())
         stats["steps"][step] = {"n": len(rows), "classes": {
             c: {"mean": float(np.mean([r[c] for r in rows])), "sd": _sd([r[c] for r in rows])}
             for c in (rows[0] if rows else {})}}
-    first = means[steps[0]] if steps else []
+    first = means[steps[0]] if steps else {}
     for step in steps[1:]:
-        pairs = list(zip(first, means[step])) if len(first) == len(means[step]) == seeds else []
-        if not pairs:
-            continue  # a seed without a model at either step: no pairing
-        stats["shifts"][step] = {}
-        for c in first[0]:
+        pairs = [(first[seed], row) for seed, row in means[step].items() if seed in first]
+        if len(pairs) < 2:
+            continue  # one pair has no spread to compare the shift with
+        shift = {"n": len(pairs), "classes": {}}
+        for c in pairs[0][0]:
             diffs = [b[c] - a[c] for a, b in pairs]
             mean, sd = float(np.mean(diffs)), _sd(diffs)
-            stats["shifts"][step][c] = {"mean": mean, "sd": sd, "beyond_noise": bool(abs(mean) > BEYOND * sd)}
+            shift["classes"][c] = {"mean": mean, "sd": sd, "beyond_noise": bool(abs(mean) > BEYOND * sd)}
+        stats["shifts"][step] = shift
     return stats
 
 
@@ -47,10 +50,11 @@ def markdown(stats: dict) -> list[str]:
         lines.append(f"| {step} | {row['n']} | " + " | ".join(cells) + " |")
     if stats["shifts"]:
         first = next(iter(steps))
-        lines += ["", f"Shift from `{first}`, paired by seed (mean ± sd; **beyond noise**: {stats['rule']}):", "",
-                  "| step | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+        lines += ["", f"Shift from `{first}`, paired by seed over the n seeds with a model at both steps (mean ± "
+                      f"sd; **beyond noise**: {stats['rule']}):", "",
+                  "| step | n | " + " | ".join(classes) + " |", "|---|---|" + "---|" * len(classes)]
         for step, shift in stats["shifts"].items():
-            cells = [f"{shift[c]['mean']:+.1%} ± {shift[c]['sd']:.1%}" + (" **beyond noise**" if shift[c]["beyond_noise"]
-                                                                        else "") for c in classes]
-            lines.append(f"| {step} | " + " | ".join(cells) + " |")
+            cells = [f"{shift['classes'][c]['mean']:+.1%} ± {shift['classes'][c]['sd']:.1%}"
+                     + (" **beyond noise**" if shift["classes"][c]["beyond_noise"] else "") for c in classes]
+            lines.append(f"| {step} | {shift['n']} | " + " | ".join(cells) + " |")
     return lines

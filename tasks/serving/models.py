@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable
 
-from tasks import class_names, fs, images, tfrecords
+from tasks import class_names, fs, images, tfrecords, training
 from tasks.errors import HotdogInputError
 from tasks.serving import registry
 from tasks.serving.batching import Batcher, BatcherClosed
@@ -175,14 +175,17 @@ class ModelManager:
         chosen = self.fixed_version or registry.pinned(self.workdir)
         if chosen:
             return [chosen]
-        return sorted(registry.complete_versions(self.workdir), key=int, reverse=True)
+        return sorted(training.pushed_versions(self.workdir), key=int, reverse=True)
 
     def refresh(self) -> None:
-        """Serve the best wanted version that loads; keep the current one if none does."""
+        """Serve the best wanted version that is complete and loads; keep the current one if
+        none does. Only versions newer than the serving one are looked into."""
         with self._refresh_lock:
             for version in self.wanted():
                 if self.current and version == self.current.version:
                     return
+                if not registry.is_complete(self.workdir, version):
+                    continue  # the Pusher is still copying it, or it is gone
                 if version in self._failed and self._failed[version] == self._files(version):
                     continue
                 if self._try_load(version):
@@ -192,9 +195,6 @@ class ModelManager:
         self.status[version] = {"state": "LOADING", "error": ""}
         started = time.perf_counter()
         try:
-            if not registry.is_complete(self.workdir, version):
-                raise HotdogInputError(f"version {version} is not in {registry.registry_dir(self.workdir)} or has no "
-                                       f"saved_model.pb")
             servable = load(self.workdir, version, self.max_batch_size, self.window_s, self.max_pixels)
         except Exception as err:
             self._failed[version] = self._files(version)

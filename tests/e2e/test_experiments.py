@@ -98,7 +98,7 @@ def test_two_classes_twice_each_report_the_spread_across_seeds(shared_images, tm
     for step in stats["steps"].values():
         assert abs(sum(c["mean"] for c in step["classes"].values()) - 1) < 1e-4
         assert all(c["sd"] >= 0 for c in step["classes"].values())
-    assert set(stats["shifts"]["young"]) == {"cat", "dog"}
+    assert stats["shifts"]["young"]["n"] == 2 and set(stats["shifts"]["young"]["classes"]) == {"cat", "dog"}
     report = (work / "verdict" / "final" / "report.md").read_text()
     assert "## Across 2 seeds" in report and "| young | 2 | " in report and "Shift from `pets`" in report
     assert sorted(os.listdir(work / "run")) == ["training", "training-seed2"]
