@@ -72,7 +72,10 @@ class Batcher:
 
     def _serve(self, batch: list) -> None:
         accepted = []
-        errors = self._check([inputs for inputs, _ in batch]) if self._check else [None] * len(batch)
+        try:
+            errors = self._check([inputs for inputs, _ in batch]) if self._check else [None] * len(batch)
+        except Exception as err:  # the check itself failed: every request of the batch gets why
+            errors = [err] * len(batch)
         for (inputs, future), error in zip(batch, errors):
             if error is not None:
                 future.set_exception(error)

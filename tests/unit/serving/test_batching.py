@@ -73,3 +73,19 @@ def test_close_finishes_what_was_submitted_then_refuses_more():
     assert [f.result(0) for f in futures] == [[2 * k] for k in range(20)]
     with pytest.raises(BatcherClosed):
         batcher.submit([1])
+
+
+def test_a_failing_check_fails_its_batch_and_the_batcher_goes_on():
+    calls = []
+
+    def check(requests):
+        calls.append(requests)
+        if len(calls) == 1:
+            raise MemoryError("decoder out of memory")
+        return [None] * len(requests)
+
+    batcher = Batcher(lambda inputs: inputs, check, window_s=0.05)
+    with pytest.raises(MemoryError):
+        batcher.submit([1]).result(5)
+    assert batcher.submit([2]).result(5) == [2]
+    batcher.close()
