@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 
-from tasks import fs, progress, training
+from tasks import frozen_schema, fs, progress, training
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.vertex")
@@ -86,8 +86,29 @@ def submit(data_dirs: list[str], config: VertexSettings, settings: training.Trai
                                  pipeline_root=fs.join(config.root, "pipeline"), enable_caching=enable_caching)
     job.submit(service_account=config.service_account)
     progress.log.info("Vertex pipeline job %s submitted: %s", job.resource_name, job._dashboard_uri())
+    frozen = False
     if wait:
         job.wait()
+        frozen = job.state.name == "PIPELINE_STATE_SUCCEEDED" and freeze_schema(job, config.root)
+        if frozen:
+            progress.log.info("froze the data's schema in %s: later runs must match it",
+                              frozen_schema.path(config.root))
     return {"backend": "vertex", "job": job.resource_name, "console": job._dashboard_uri(), "spec": spec_uri,
             "compile_seconds": round(seconds, 1), "data_sets": names, "state": job.state.name if wait else "SUBMITTED",
-            "pushed_model": None}
+            "pushed_model": None, "froze_schema": frozen}
+
+
+def freeze_schema(job, root: str) -> bool:
+    """After a succeeded job whose Evaluator blessed the model, freeze the schema its SchemaGen
+    inferred into ``root/schema/`` (once, as the local backend does); True if written. The
+    artifacts are found through the job's task details (where Vertex AI reports each output)."""
+    outputs = {task.task_name: task.outputs for task in job.gca_resource.job_detail.task_details}
+
+    def artifact(task: str, name: str) -> str | None:
+        found = outputs[task][name].artifacts if task in outputs and name in outputs[task] else []
+        return found[0].uri if found else None
+
+    blessing, schema = artifact("Evaluator", "blessing"), artifact("SchemaGen", "schema")
+    if not (blessing and schema and fs.exists(fs.join(blessing, "BLESSED"))):
+        return False
+    return frozen_schema.freeze(root, schema)

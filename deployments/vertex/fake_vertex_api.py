@@ -3,7 +3,9 @@
 A local HTTP stand-in for the two calls `aiplatform.PipelineJob.submit()` / `.wait()` make
 (REST transport): CreatePipelineJob and GetPipelineJob. It checks the create request (a
 pipelineSpec with a DAG and an executor for every component, a gs:// pipeline root) and
-records every request; a created job reports PIPELINE_STATE_SUCCEEDED when read back.
+records every request; a created job reports PIPELINE_STATE_SUCCEEDED when read back, with
+the task outputs set in ``task_outputs`` (task name -> output name -> artifact URI; none by
+default) as its jobDetail, the way Vertex AI reports where each component wrote.
 
     python deployments/vertex/fake_vertex_api.py --port 8090 --record requests.jsonl
     HOTDOG_VERTEX_ENDPOINT=http://127.0.0.1:8090 hotdog train --backend vertex ...
@@ -46,6 +48,7 @@ class FakeVertex(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.jobs: dict[str, dict] = {}
         self.requests: list[dict] = []
+        self.task_outputs: dict[str, dict[str, str]] = {}
         self.record_path = record_path
         self.lock = threading.Lock()
 
@@ -97,6 +100,10 @@ class Handler(BaseHTTPRequestHandler):
         if job is None:
             return self._answer(404, {"error": {"code": 404, "message": f"FAKE Vertex: no job {path}"}})
         job["state"] = "PIPELINE_STATE_SUCCEEDED"
+        job["jobDetail"] = {"taskDetails": [
+            {"taskName": task, "state": "SUCCEEDED",
+             "outputs": {name: {"artifacts": [{"uri": uri}]} for name, uri in outputs.items()}}
+            for task, outputs in self.server.task_outputs.items()]}
         self._answer(200, job)
 
     def log_message(self, *args) -> None:

@@ -71,6 +71,62 @@ def assert_every_component_has_its_executor(spec):
     assert "gs://vertex-test/hotdog/data_root" in text and "gs://vertex-test/hotdog/registry" in text
 
 
+SCHEMA = """feature { name: "image" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature { name: "label" type: INT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 3 } } }
+feature { name: "sha256" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+"""
+
+
+def test_a_blessed_vertex_run_freezes_the_schema_the_next_run_is_held_to(vertex_env, fake_vertex, gcs,
+                                                                          shared_images, tmp_path, prefect_server):
+    """Vertex AI reports each task's output artifacts; after a run whose Evaluator blessed the
+    model, SchemaGen's schema is frozen under HOTDOG_VERTEX_ROOT and the next spec's gate reads it."""
+    run = "gs://vertex-test/hotdog/pipeline/123/hotdog-1"
+    gcs.pipe(f"{run[5:]}/SchemaGen_1/schema/schema.pbtxt", SCHEMA.encode())
+    gcs.pipe(f"{run[5:]}/Evaluator_1/blessing/BLESSED", b"")
+    frozen = "vertex-test/hotdog/schema/schema.pbtxt"
+    sets = small_datasets(shared_images, tmp_path, 4, ["baseline"])
+    fake_vertex.task_outputs = {"SchemaGen": {"schema": f"{run}/SchemaGen_1/schema"},
+                                "Evaluator": {"blessing": f"{run}/Evaluator_1/blessing"}}
+    try:
+        first = CliRunner().invoke(app, ["train", "--backend", "vertex", "--data", sets["baseline"], "--backbone",
+                                         "tiny", "--wait"])
+        assert first.exit_code == 0, first.output
+        text = gcs.cat_file(frozen).decode()
+        assert 'name: "label"' in text and "dim {\n      size: 3" in text  # the label keeps its width
+        assert "presence" not in text.split('name: "sha256"')[1]  # the free-form features are relaxed
+        second = CliRunner().invoke(app, ["train", "--backend", "vertex", "--data", sets["baseline"], "--backbone",
+                                          "tiny", "--wait"])
+        assert second.exit_code == 0, second.output
+        job_id = second.output.strip().splitlines()[-2].split()[0].rsplit("/", 1)[1]
+        [created] = [r for r in fake_vertex.requests if r["method"] == "POST"
+                     and r["query"]["pipelineJobId"] == [job_id]]
+        assert "gs://vertex-test/hotdog/pipeline/frozen_schema/" in json.dumps(created["body"]["pipelineSpec"])
+    finally:
+        fake_vertex.task_outputs = {}
+        gcs.rm(frozen)
+
+
+def test_an_unblessed_vertex_run_freezes_nothing(tmp_path):
+    from types import SimpleNamespace
+
+    blessing = tmp_path / "blessing"
+    blessing.mkdir()
+    (blessing / "NOT_BLESSED").write_text("")
+    (tmp_path / "schema").mkdir()
+    (tmp_path / "schema" / "schema.pbtxt").write_text(SCHEMA)
+
+    def task(name, output, uri):
+        return SimpleNamespace(task_name=name, outputs={output: SimpleNamespace(artifacts=[SimpleNamespace(uri=uri)])})
+
+    job = SimpleNamespace(gca_resource=SimpleNamespace(job_detail=SimpleNamespace(task_details=[
+        task("SchemaGen", "schema", str(tmp_path / "schema")), task("Evaluator", "blessing", str(blessing))])))
+    assert not vertex.freeze_schema(job, str(tmp_path / "root"))
+    (blessing / "BLESSED").write_text("")
+    assert vertex.freeze_schema(job, str(tmp_path / "root"))
+    assert not vertex.freeze_schema(job, str(tmp_path / "root"))  # frozen once
+
+
 def test_the_fake_rejects_a_spec_without_executors():
     fake = load_fake()
     assert fake.spec_problems({"pipelineSpec": {"root": {"dag": {"tasks": {"A": {"componentRef": {"name": "c"}}}}},
