@@ -81,7 +81,8 @@ def ingest(source: str = typer.Argument(..., help="Folder-per-category image tre
            out: str = typer.Option(..., "--out", help="Output folder (path or gs://)."),
            review: Optional[str] = typer.Option(None, help="Review manifest JSON: category -> rejected names."),
            max_per_category: Optional[int] = typer.Option(None, help="Accept at most N images per category."),
-           max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Reject images with more pixels (decompression bombs)."),
+           max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Reject images with more pixels (decompression "
+                                                                   "bombs)."),
            runner: Runner = typer.Option(Runner.direct, help="Beam runner."),
            workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1)."),
            dask_address: Optional[str] = typer.Option(None, help="dask.distributed scheduler for --runner dask."),

@@ -22,8 +22,9 @@ class BatcherClosed(RuntimeError):
 
 
 class Batcher:
-    def __init__(self, run_batch: Callable[[list], Sequence], check: Callable[[list[list]], list[Exception | None]] | None = None,
-                 max_batch_size: int = 32, window_s: float = 0.004, name: str = "batcher"):
+    def __init__(self, run_batch: Callable[[list], Sequence],
+                 check: Callable[[list[list]], list[Exception | None]] | None, max_batch_size: int,
+                 window_s: float, name: str = "batcher"):
         self._run_batch, self._check = run_batch, check
         self.max_batch_size, self.window_s = max_batch_size, window_s
         self._queue: queue.Queue = queue.Queue()

@@ -22,6 +22,7 @@ from tasks import class_names, fs, images, tfrecords, training
 from tasks.errors import HotdogInputError
 from tasks.serving import registry
 from tasks.serving.batching import Batcher, BatcherClosed
+from tasks.serving.options import DEFAULTS
 
 log = logging.getLogger("hotdog.serving")
 IMAGE_KEY = "image"
@@ -96,8 +97,8 @@ def _tensor_spec(spec, tensor_name: str) -> dict:
     from tensorflow.core.framework import types_pb2
 
     dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape.as_list()]
-    return {"dtype": types_pb2.DataType.Name(spec.dtype.as_datatype_enum), "tensor_shape": {"dim": dims, "unknown_rank": False},
-            "name": tensor_name}
+    return {"dtype": types_pb2.DataType.Name(spec.dtype.as_datatype_enum),
+            "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": tensor_name}
 
 
 def _describe_signatures(model) -> dict:
@@ -157,8 +158,9 @@ class ModelManager:
     """Follows ``workdir``'s registry: serves ``version`` if given, else the pinned version, else
     the latest complete one; polls every ``poll_s`` seconds."""
 
-    def __init__(self, workdir: str, name: str = "default", version: str | None = None, poll_s: float = 1.0,
-                 max_batch_size: int = 32, window_s: float = 0.004, max_pixels: int = images.DEFAULT_MAX_PIXELS,
+    def __init__(self, workdir: str, name: str = DEFAULTS.model_name, version: str | None = None,
+                 poll_s: float = DEFAULTS.poll_seconds, max_batch_size: int = DEFAULTS.max_batch_size,
+                 window_s: float = DEFAULTS.batch_window_ms / 1000, max_pixels: int = DEFAULTS.max_pixels,
                  on_swap: Callable[[Servable], None] | None = None):
         self.workdir, self.name, self.fixed_version, self.poll_s = workdir, name, version, poll_s
         self.max_batch_size, self.window_s, self.max_pixels = max_batch_size, window_s, max_pixels

@@ -26,7 +26,8 @@ def model_line(manager: ModelManager) -> str:
     except NotServed as err:
         return f"**No model yet.** {err}"
     accuracy = f"{servable.accuracy:.1%}" if servable.accuracy is not None else "unknown"
-    return (f"Model **{manager.name}**, version **{servable.version}** (pushed {registry.pushed_at(servable.version)}), "
+    pushed = registry.pushed_at(servable.version)
+    return (f"Model **{manager.name}**, version **{servable.version}** (pushed {pushed}), "
             f"eval accuracy **{accuracy}**; classes: {', '.join(servable.classes)}")
 
 
@@ -43,7 +44,8 @@ async def classify(manager: ModelManager, path: str | None):
     probabilities = {c: float(p) for c, p in zip(servable.classes, rows[0])}
     table = "\n".join(["| class | probability |", "|---|---|",
                        *(f"| {c} | {p:.6f} |" for c, p in probabilities.items())])
-    return path, probabilities, table, f"{model_line(manager)}\n\nThis photo was scored by version **{servable.version}**."
+    scored = f"This photo was scored by version **{servable.version}**."
+    return path, probabilities, table, f"{model_line(manager)}\n\n{scored}"
 
 
 def report_markdown(report_dir: str) -> str:

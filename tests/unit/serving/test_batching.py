@@ -18,7 +18,7 @@ def doubling(seen):
 
 def test_requests_within_the_window_run_as_one_batch_and_get_their_own_rows():
     seen = []
-    batcher = Batcher(doubling(seen), max_batch_size=64, window_s=0.2)
+    batcher = Batcher(doubling(seen), None, max_batch_size=64, window_s=0.2)
     futures = [batcher.submit([k, k + 100]) for k in range(5)]
     assert [f.result(5) for f in futures] == [[2 * k, 2 * (k + 100)] for k in range(5)]
     assert len(seen) == 1 and sorted(seen[0]) == sorted(x for k in range(5) for x in (k, k + 100))
@@ -27,7 +27,7 @@ def test_requests_within_the_window_run_as_one_batch_and_get_their_own_rows():
 
 def test_a_batch_never_exceeds_the_maximum_size():
     seen = []
-    batcher = Batcher(doubling(seen), max_batch_size=4, window_s=0.2)
+    batcher = Batcher(doubling(seen), None, max_batch_size=4, window_s=0.2)
     futures = [batcher.submit([k]) for k in range(10)]
     assert [f.result(5) for f in futures] == [[2 * k] for k in range(10)]
     assert max(len(batch) for batch in seen) <= 4 and batcher.largest_batch <= 4
@@ -38,7 +38,7 @@ def test_a_request_failing_its_check_fails_alone():
     def check(requests):
         return [HotdogInputError("instance 0: not_an_image") if "bad" in request else None for request in requests]
 
-    batcher = Batcher(lambda inputs: [x.upper() for x in inputs], check, window_s=0.2)
+    batcher = Batcher(lambda inputs: [x.upper() for x in inputs], check, max_batch_size=32, window_s=0.2)
     good, bad, other = batcher.submit(["a"]), batcher.submit(["bad"]), batcher.submit(["b", "c"])
     assert good.result(5) == ["A"] and other.result(5) == ["B", "C"]
     with pytest.raises(HotdogInputError, match="not_an_image"):
@@ -55,7 +55,7 @@ def test_a_model_error_reaches_every_request_of_its_batch_and_the_next_batch_sti
             raise RuntimeError("out of memory")
         return inputs
 
-    batcher = Batcher(run, window_s=0.2)
+    batcher = Batcher(run, None, max_batch_size=32, window_s=0.2)
     first = [batcher.submit([1]), batcher.submit([2])]
     for future in first:
         with pytest.raises(RuntimeError, match="out of memory"):
@@ -65,7 +65,7 @@ def test_a_model_error_reaches_every_request_of_its_batch_and_the_next_batch_sti
 
 
 def test_close_finishes_what_was_submitted_then_refuses_more():
-    batcher = Batcher(doubling([]), window_s=0.001)
+    batcher = Batcher(doubling([]), None, max_batch_size=32, window_s=0.001)
     futures = [batcher.submit([k]) for k in range(20)]
     closer = threading.Thread(target=batcher.close)
     closer.start()
@@ -84,7 +84,7 @@ def test_a_failing_check_fails_its_batch_and_the_batcher_goes_on():
             raise MemoryError("decoder out of memory")
         return [None] * len(requests)
 
-    batcher = Batcher(lambda inputs: inputs, check, window_s=0.05)
+    batcher = Batcher(lambda inputs: inputs, check, max_batch_size=32, window_s=0.05)
     with pytest.raises(MemoryError):
         batcher.submit([1]).result(5)
     assert batcher.submit([2]).result(5) == [2]
