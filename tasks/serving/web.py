@@ -17,6 +17,7 @@ from tasks.serving import registry
 from tasks.serving.models import ModelManager, NotServed
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+UPLOAD_MAX_AGE_S = 3600  # photos uploaded to the page are deleted after an hour (checked hourly)
 
 
 def model_line(manager: ModelManager) -> str:
@@ -82,7 +83,8 @@ def create_pages(manager: ModelManager, report_dir: str):
     import gradio as gr
 
     # every event skips Gradio's queue: its bookkeeping needs pandas >= 2, and TFX pins pandas 1.5
-    with gr.Blocks(title=f"hotdog-flows: {manager.name}", analytics_enabled=False) as pages:
+    with gr.Blocks(title=f"hotdog-flows: {manager.name}", analytics_enabled=False,
+                   delete_cache=(UPLOAD_MAX_AGE_S, UPLOAD_MAX_AGE_S)) as pages:
         gr.Markdown("## Try a photo")
         about = gr.Markdown(elem_id="model-line")
         with gr.Row():
