@@ -22,7 +22,6 @@ class ServerOptions:
     max_bytes: int = 10 * 2**20
     max_pixels: int = DEFAULT_MAX_PIXELS  # the ingestion limit
     report_dir: str | None = None  # None: where `hotdog run` writes its final report
-    web: bool = True
 
 
 DEFAULTS = ServerOptions(workdir="")

@@ -41,7 +41,7 @@ def default_report_dir() -> str:
 
 def build(options: ServerOptions):
     """The manager and the ASGI app of ``options``."""
-    from tasks.serving import rest_api
+    from tasks.serving import rest_api, web
 
     url = f"http://{options.host}:{options.port}"
 
@@ -52,11 +52,8 @@ def build(options: ServerOptions):
 
     manager = ModelManager(options.workdir, options.model_name, options.version, options.poll_seconds,
                            options.max_batch_size, options.batch_window_ms / 1000, options.max_pixels, on_swap=record)
-    app = rest_api.create_app(manager, options.max_bytes)
-    if options.web:
-        from tasks.serving import web
-
-        app = web.mount(app, manager, options.report_dir or default_report_dir(), options.max_bytes)
+    app = web.mount(rest_api.create_app(manager, options.max_bytes), manager,
+                    options.report_dir or default_report_dir(), options.max_bytes)
     return manager, app
 
 
