@@ -31,20 +31,21 @@ from tasks.serving import registry  # noqa: E402
 
 
 def in_process(model_dir: str, examples: list[bytes]) -> tuple[float, float]:
-    """(images/s in batches of 32, median seconds for one image alone) of the serving signature."""
-    import tensorflow as tf
+    """(images/s in batches of 32, median seconds for one image alone) of the model as the server
+    runs it (:class:`tasks.serving.scorer.Scorer`)."""
+    from tasks.serving.scorer import Scorer
 
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    serve(examples=tf.constant(examples[:32]))
-    serve(examples=tf.constant(examples[:1]))
+    scorer = Scorer(model_dir)
+    scorer(examples[:32])
+    scorer(examples[:1])
     started = time.perf_counter()
     for k in range(0, len(examples), 32):
-        serve(examples=tf.constant(examples[k:k + 32]))["outputs"].numpy()
+        scorer(examples[k:k + 32])
     batch_rate = len(examples) / (time.perf_counter() - started)
     singles = []
     for example in examples[:50]:
         started = time.perf_counter()
-        serve(examples=tf.constant([example]))["outputs"].numpy()
+        scorer([example])
         singles.append(time.perf_counter() - started)
     return batch_rate, statistics.median(singles)
 

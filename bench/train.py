@@ -9,6 +9,10 @@ sampled every 0.2 s, attributed to components by their ML Metadata start/end tim
   original  Lite0, whole-network fine-tune (25 steps x batch 32 per epoch, 12 eval steps,
             --original-epochs epochs instead of up to 20), Transform writing float32 224x224x3
 Then: a cached re-run of ours, and scoring the 400 hot dogs batched vs one image at a time.
+
+With --continuous DATA2: continuous training instead, ours only: step 1 trains on --data, step 2
+on --data and DATA2 in the same work folder (as `hotdog run`'s steps); prints each step's
+Trainer time, how many images went through the backbone, and step 2 / step 1.
 """
 from __future__ import annotations
 
@@ -117,17 +121,55 @@ def scoring(model_dir: str, images_dir: str) -> tuple[float, float]:
     return batched, single
 
 
+def trainer_facts(facts: dict, workdir: str) -> dict:
+    """The latest Trainer execution's seconds and training_stats.json."""
+    from tasks import training
+
+    runs = os.path.join(training.paths(workdir)["pipeline_root"], "Trainer", "model_run")
+    latest = max(os.listdir(runs), key=int)
+    stats = json.load(open(os.path.join(runs, latest, "training_stats.json")))
+    seconds = next(c["seconds"] for c in facts["components"] if c["component"] == "Trainer")
+    return {"seconds": seconds, **stats}
+
+
+def continuous(first: str, second: str) -> None:
+    """Step 1 on ``first``, step 2 on ``first`` + ``second``, one work folder."""
+    from tasks import training
+
+    tmp = tempfile.mkdtemp(prefix="hotdog-bench-continuous-")
+    try:
+        workdir = os.path.join(tmp, "ours")
+        steps = []
+        for data in ([first], [first, second]):
+            training.stage_data(data, training.paths(workdir)["data_root"])
+            facts = run_child(workdir, "ours", 0)
+            steps.append({"pipeline": facts["pipeline_seconds"], **trainer_facts(facts, workdir)})
+            print(json.dumps({k: v for k, v in steps[-1].items() if k != "history"}))
+        for number, step in enumerate(steps, 1):
+            print(f"step {number}: pipeline {step['pipeline']:.1f} s, Trainer {step['seconds']:.1f} s, "
+                  f"{step['train_images'] + step['eval_images']} images: {step['features_computed']} through the "
+                  f"backbone ({step['feature_seconds']} s), {step['features_cached']} from the feature cache")
+        print(f"step 2 / step 1: Trainer {steps[1]['seconds'] / steps[0]['seconds']:.2f}, "
+              f"pipeline {steps[1]['pipeline'] / steps[0]['pipeline']:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "processed", "baseline"))
     parser.add_argument("--images", default=os.path.join(os.path.dirname(ROOT), "shared", "datasets", "hotdog",
                                                          "intermediary", "hot dog"))
     parser.add_argument("--original-epochs", type=int, default=2)
+    parser.add_argument("--continuous", metavar="DATA2", help="measure continuous training instead (see above)")
     parser.add_argument("--child")
     parser.add_argument("--workdir")
     args = parser.parse_args()
     if args.child:
         child(args.workdir, args.child, args.original_epochs)
+        return
+    if args.continuous:
+        continuous(args.data, args.continuous)
         return
     from tasks import training
 

@@ -1,9 +1,8 @@
 """Score a folder of images with pushed models: per-image CSV, summary with bootstrap
 intervals, bar chart and Markdown report, labelled with the class names the models carry.
 
-Scoring goes through each model's ``serving_default`` signature with serialized
-tf.Examples holding only ``image``, exactly as the original prediction code did, but in
-batches.
+Scoring runs each model (:class:`tasks.serving.scorer.Scorer`: its TFLite copy, else its
+``serving_default`` signature) on serialized tf.Examples holding only ``image``, in batches.
 """
 from __future__ import annotations
 
@@ -43,16 +42,15 @@ def load_images(images_dir: str) -> tuple[list[str], list[bytes], list[dict]]:
 
 
 def score(model_dir: str, blobs: list[bytes], batch_size: int = 64) -> tuple[np.ndarray, float]:
-    """Softmax [N, classes] from the model's serving signature (label order), and images/s."""
-    import tensorflow as tf
+    """Softmax [N, classes] of the model (label order, :class:`tasks.serving.scorer.Scorer`) and images/s."""
+    from tasks.serving.scorer import Scorer
 
     inputs.saved_model(model_dir)
-    predict = tf.saved_model.load(model_dir).signatures["serving_default"]
+    scorer = Scorer(model_dir)
     examples = [tfrecords.image_example(b) for b in blobs]
-    predict(tf.constant(examples[:1]))  # trace once outside the timing
+    scorer(examples[:1])  # trace once outside the timing
     started = time.perf_counter()
-    outputs = [predict(tf.constant(examples[i:i + batch_size]))["outputs"].numpy()
-               for i in range(0, len(examples), batch_size)]
+    outputs = [scorer(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
     return np.concatenate(outputs), len(blobs) / (time.perf_counter() - started)
 
 

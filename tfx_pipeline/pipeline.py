@@ -43,6 +43,9 @@ PREPROCESSING_MODULE = os.path.join(HERE, "preprocessing.py")
 TRAINER_MODULE = os.path.join(HERE, "trainer.py")
 
 
+FEATURE_CACHE = "feature-cache"  # under the pipeline root: tfx_pipeline.feature_cache
+
+
 def code_fingerprint(package: str = HERE) -> str:
     """sha256 of the package's Python files that the components run (all but ``backends/``),
     in path order."""
@@ -141,7 +144,8 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
             schema=schema_gen.outputs["schema"],
             train_args=trainer_pb2.TrainArgs(num_steps=settings.train_steps),
             eval_args=trainer_pb2.EvalArgs(num_steps=settings.eval_steps),
-            custom_config={**trainer_config(settings), "classes": list(classes) if classes else None, **code})
+            custom_config={**trainer_config(settings), "classes": list(classes) if classes else None,
+                           "feature_cache": f"{pipeline_root.rstrip('/')}/{FEATURE_CACHE}", **code})
     model_resolver = Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=Channel(type=standard_artifacts.Model),

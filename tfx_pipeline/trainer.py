@@ -1,9 +1,10 @@
 """Trainer module (``run_fn``): transfer learning on the encoded images of the Transform output.
 
 Strategies (``custom_config['strategy']``):
-  fast      the backbone is frozen; its features are computed once per image and the
-            head (Dropout 0.2 -> Dense softmax) is trained on them for up to ``epochs``
-            epochs with early stopping. Default.
+  fast      the backbone is frozen; its features are computed once per image and backbone
+            (``feature_cache``: kept under the pipeline root, so a continuous-training step
+            computes only its new images) and the head (Dropout 0.2 -> Dense softmax) is
+            trained on them for up to ``epochs`` epochs with early stopping. Default.
   finetune  the original recipe: the whole network is trained end to end from decoded
             images (Adam 1e-3, batch 32, ``train_steps`` per epoch, up to ``epochs``
             epochs, early stopping on val_accuracy with patience 3).
@@ -11,7 +12,8 @@ Both export one SavedModel with two signatures over serialized tf.Examples holdi
 (encoded bytes): ``serving_default`` returns ``outputs``, the softmax over the classes in label
 order; ``classify`` returns ``scores`` (the same softmax) and ``classes`` (each row the class
 names, as TF Serving's classify API). The names are also the asset ``assets/class_names.txt``
-(UTF-8, one per line, in label order). Every setting comes from ``custom_config``
+(UTF-8, one per line, in label order), and the classifier's TFLite copy (``tflite.write_copy``),
+which scoring and serving run. Every setting comes from ``custom_config``
 (``pipeline.trainer_config``; defaults in ``settings.TrainSettings``).
 """
 from __future__ import annotations
@@ -21,9 +23,10 @@ import logging
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
-from tfx_pipeline import images
+from tfx_pipeline import feature_cache, images, tflite
 from tfx_pipeline.preprocessing import IMAGE_KEY, LABEL_KEY
 
 CLASS_NAMES_ASSET = "class_names.txt"
@@ -35,6 +38,7 @@ def run_fn(fn_args):
 
     from tfx_pipeline import models
 
+    entered = time.perf_counter()
     config = fn_args.custom_config
     tf.keras.utils.set_random_seed(config["seed"])
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -46,8 +50,10 @@ def run_fn(fn_args):
     backbone = models.feature_extractor(config["backbone"], size)
     stats = {"backbone": config["backbone"], "strategy": config["strategy"], "image_size": size}
     started = time.perf_counter()
+    stats["setup_seconds"] = round(started - entered, 2)
+    lite_backbone = None  # the finetuned backbone is converted at export
     if config["strategy"] == "fast":
-        model, history = _train_fast(backbone, train, evaluation, n_classes, config, stats)
+        model, history, lite_backbone = _train_fast(backbone, train, evaluation, n_classes, config, stats)
     elif config["strategy"] == "finetune":
         model, history = _train_finetune(backbone, train, evaluation, n_classes, config, fn_args, stats)
     else:
@@ -59,7 +65,12 @@ def run_fn(fn_args):
         "        %d of at most %d epochs%s, best val_accuracy %.3f, %.0f s", stats["epochs_run"], config["epochs"],
         " (early stop)" if stats["epochs_run"] < config["epochs"] else "", stats["best_val_accuracy"],
         stats["train_seconds"])
-    _export(model, fn_args.serving_model_dir, size, config.get("classes") or [str(i) for i in range(n_classes)])
+    _export(model, fn_args.serving_model_dir, size, config.get("classes") or [str(i) for i in range(n_classes)],
+            stats)
+    started = time.perf_counter()
+    kernel, bias = model.get_layer("head").get_layer("outputs").get_weights()
+    tflite.write_copy(fn_args.serving_model_dir, lite_backbone or tflite.convert(backbone), kernel, bias)
+    stats["tflite_seconds"] = round(time.perf_counter() - started, 2)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training_stats.json"), "w") as handle:
         handle.write(json.dumps({**stats, "history": history}, indent=2))
 
@@ -72,16 +83,18 @@ def _examples(file_pattern, feature_spec) -> tf.data.Dataset:
             .map(lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=tf.data.AUTOTUNE))
 
 
-def _pixels(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
-    """(pixels, label): encoded images are decoded here; already-decoded float images (the
-    original Transform's output) are only brought to ``size``."""
-    def to_pixels(example):
-        image = example[IMAGE_KEY]
-        if image.dtype == tf.string:
-            return images.decode_and_resize(image, size), example[LABEL_KEY]
-        return tf.image.resize_with_crop_or_pad(image, size, size), example[LABEL_KEY]
+def _to_pixels(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Encoded bytes are decoded; already-decoded float images (the original Transform's output)
+    are only brought to ``size``."""
+    if image.dtype == tf.string:
+        return images.decode_and_resize(image, size)
+    return tf.image.resize_with_crop_or_pad(image, size, size)
 
-    return dataset.map(to_pixels, num_parallel_calls=tf.data.AUTOTUNE)
+
+def _pixels(dataset: tf.data.Dataset, size: int) -> tf.data.Dataset:
+    """(pixels, label) of each example."""
+    return dataset.map(lambda example: (_to_pixels(example[IMAGE_KEY], size), example[LABEL_KEY]),
+                       num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _head(n_features: int, n_classes: int):
@@ -92,40 +105,63 @@ def _head(n_features: int, n_classes: int):
 
 
 def _compile(model, learning_rate: float):
+    """Adam, categorical cross-entropy, accuracy. Keras' own steps run as written, without
+    AutoGraph: converting them took 13 s per model on 2 cores, for code that needs none."""
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
                   metrics=[tf.keras.metrics.CategoricalAccuracy(name="accuracy")])
+    for step in ("train_step", "test_step", "predict_step"):
+        setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
 
 
 def _early_stopping(patience: int):
     return tf.keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)
 
 
-def _features(backbone, dataset: tf.data.Dataset, size: int, batch: int):
-    """Run the frozen backbone once over ``dataset``: (features [N, F], labels [N, C])."""
-    extract = tf.function(lambda pixels: backbone(pixels, training=False))
-    xs, ys = [], []
-    for pixels, labels in _pixels(dataset, size).batch(batch).prefetch(2):
-        xs.append(extract(pixels))
-        ys.append(labels)
-    return tf.concat(xs, 0), tf.concat(ys, 0)
+def _features(cache: feature_cache.FeatureCache, runner: tflite.Runner, dataset: tf.data.Dataset, size: int,
+              chunk: int = 1024):
+    """The frozen backbone's features of ``dataset``: (features [N, F], labels [N, C], computed),
+    from the cache where it has them."""
+    def compute(missing):
+        pixels = (tf.data.Dataset.from_tensor_slices(missing).map(lambda image: _to_pixels(image, size),
+                                                                  num_parallel_calls=tf.data.AUTOTUNE)
+                  .batch(64).prefetch(2))
+        return np.concatenate([runner(batch.numpy()) for batch in pixels])
+
+    xs, ys, computed = [], [], 0
+    for examples in dataset.batch(chunk).as_numpy_iterator():
+        features, new = cache.features(list(examples[IMAGE_KEY]), compute)
+        xs.append(features)
+        ys.append(examples[LABEL_KEY])
+        computed += new
+    return np.concatenate(xs), np.concatenate(ys).astype(np.float32), computed
 
 
 def _train_fast(backbone, train, evaluation, n_classes, config, stats):
     backbone.trainable = False
+    size = config["image_size"]
     started = time.perf_counter()
-    x_train, y_train = _features(backbone, train, config["image_size"], 64)
-    x_eval, y_eval = _features(backbone, evaluation, config["image_size"], 64)
+    cache = feature_cache.FeatureCache(
+        config["feature_cache"], feature_cache.fingerprint(config["backbone"], size, backbone.get_weights()))
+    lite_backbone = cache.backbone(lambda: tflite.convert(backbone))
+    runner = tflite.Runner(lite_backbone)
+    x_train, y_train, train_new = _features(cache, runner, train, size)
+    x_eval, y_eval, eval_new = _features(cache, runner, evaluation, size)
     seconds = time.perf_counter() - started
+    computed = train_new + eval_new
     stats.update(train_images=int(x_train.shape[0]), eval_images=int(x_eval.shape[0]),
-                 feature_seconds=round(seconds, 2),
+                 feature_seconds=round(seconds, 2), features_computed=computed,
+                 features_cached=int(x_train.shape[0] + x_eval.shape[0] - computed),
                  feature_images_per_second=round((x_train.shape[0] + x_eval.shape[0]) / seconds, 1))
+    logging.getLogger("hotdog.progress").info(
+        "        features of %d images: %d computed, %d from the cache, %.1f s", x_train.shape[0] + x_eval.shape[0],
+        computed, stats["features_cached"], seconds)
     head = _head(int(x_train.shape[1]), n_classes)
     _compile(head, config["learning_rate"])
     history = head.fit(x_train, y_train, batch_size=config["batch_size"], epochs=config["epochs"],
                        validation_data=(x_eval, y_eval), callbacks=[_early_stopping(config["patience"])],
                        verbose=2)
     model = tf.keras.Model(backbone.input, head(backbone.output), name="classifier")
-    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, lite_backbone
 
 
 def _train_finetune(backbone, train, evaluation, n_classes, config, fn_args, stats):
@@ -145,9 +181,9 @@ def _train_finetune(backbone, train, evaluation, n_classes, config, fn_args, sta
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def _export(model, serving_model_dir: str, size: int, classes: list[str]) -> None:
+def _export(model, serving_model_dir: str, size: int, classes: list[str], stats: dict) -> None:
     """Save with ``serving_default`` (-> ``outputs``) and ``classify`` (-> ``scores``, ``classes``),
-    the class names as an asset."""
+    the class names as an asset; its seconds go into ``stats``."""
     import tempfile
 
     if len(classes) != model.output.shape[-1]:
@@ -160,18 +196,21 @@ def _export(model, serving_model_dir: str, size: int, classes: list[str]) -> Non
     names = tf.constant(classes)
     examples = tf.TensorSpec([None], tf.string, name="examples")
 
-    @tf.function(input_signature=[examples])
+    @tf.function(input_signature=[examples], autograph=False)
     def serve(serialized):
         return {"outputs": probabilities(serialized)}
 
-    @tf.function(input_signature=[examples])
+    @tf.function(input_signature=[examples], autograph=False)
     def classify(serialized):
         scores = probabilities(serialized)
         return {"scores": scores, "classes": tf.tile(names[tf.newaxis], [tf.shape(scores)[0], 1])}
 
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         asset = os.path.join(scratch, CLASS_NAMES_ASSET)
         with open(asset, "w", encoding="utf-8") as handle:
             handle.write("".join(f"{name}\n" for name in classes))
         model.class_names = tf.saved_model.Asset(asset)
-        model.save(serving_model_dir, save_format="tf", signatures={"serving_default": serve, "classify": classify})
+        model.save(serving_model_dir, save_format="tf", signatures={"serving_default": serve, "classify": classify},
+                   save_traces=False)
+    stats["saved_model_seconds"] = round(time.perf_counter() - started, 2)

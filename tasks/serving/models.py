@@ -23,6 +23,7 @@ from tasks.errors import HotdogInputError
 from tasks.serving import registry
 from tasks.serving.batching import Batcher, BatcherClosed
 from tasks.serving.options import DEFAULTS
+from tasks.serving.scorer import Scorer
 
 log = logging.getLogger("hotdog.serving")
 IMAGE_KEY = "image"
@@ -124,7 +125,6 @@ def _warm_up_example() -> bytes:
 def load(workdir: str, version: str, max_batch_size: int, window_s: float, max_pixels: int) -> Servable:
     """Load ``version`` of the registry (a gs:// one through a local copy), run one example
     through it, and start its batcher."""
-    import numpy as np
     import tensorflow as tf
 
     source = registry.version_dir(workdir, version)
@@ -135,12 +135,7 @@ def load(workdir: str, version: str, max_batch_size: int, window_s: float, max_p
         fsys.get(path.rstrip("/") + "/", local_copy + "/", recursive=True)
     try:
         model = tf.saved_model.load(local_copy or source)
-        serve = model.signatures["serving_default"]
-        input_name = next(iter(serve.structured_input_signature[1]))
-
-        def run_batch(serialized: list[bytes]) -> np.ndarray:
-            return serve(**{input_name: tf.constant(serialized)})["outputs"].numpy()
-
+        run_batch = Scorer(local_copy or source, saved_model=model)
         outputs = run_batch([_warm_up_example()]).shape[-1]
         names = class_names.of_model(local_copy or source, outputs)
         batcher = Batcher(run_batch, lambda requests: check_requests(requests, max_pixels), max_batch_size,

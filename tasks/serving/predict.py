@@ -1,8 +1,8 @@
 """Ask a trained model about images: the top class and every class's probability per image,
 names from the model; no report, no bootstrap.
 
-Images go through the model's ``classify`` signature (``serving_default`` and the stored
-class names for models without one) in batches of serialized tf.Examples holding ``image``.
+Images go through the model (:class:`tasks.serving.scorer.Scorer`) in batches of serialized
+tf.Examples holding ``image``; the class names are the model's stored ones.
 """
 from __future__ import annotations
 
@@ -52,20 +52,12 @@ def predict(paths: list[str], model_dir: str, batch_size: int = 64) -> tuple[lis
     good = [i for i, row in enumerate(rows) if "error" not in row]
     if not good:
         return [], rows
-    import tensorflow as tf
+    from tasks.serving.scorer import Scorer
 
-    model = tf.saved_model.load(model_dir)
+    scorer = Scorer(model_dir)
     examples = [tfrecords.image_example(blobs[i]) for i in good]
-    classify = model.signatures.get("classify")
-    batches = [tf.constant(examples[k:k + batch_size]) for k in range(0, len(examples), batch_size)]
-    if classify is not None:
-        outputs = [classify(batch) for batch in batches]
-        names = [n.decode("utf-8") for n in outputs[0]["classes"].numpy()[0]]
-        scores = [row for out in outputs for row in out["scores"].numpy().tolist()]
-    else:
-        serve = model.signatures["serving_default"]
-        scores = [row for batch in batches for row in serve(batch)["outputs"].numpy().tolist()]
-        names = class_names.of_model(model_dir, len(scores[0]))
+    scores = [row for k in range(0, len(examples), batch_size) for row in scorer(examples[k:k + batch_size]).tolist()]
+    names = class_names.of_model(model_dir, len(scores[0]))
     for i, probabilities in zip(good, scores):
         top = max(range(len(names)), key=probabilities.__getitem__)
         rows[i].update(top=names[top], probabilities=dict(zip(names, probabilities)))

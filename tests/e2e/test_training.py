@@ -58,9 +58,19 @@ def test_every_component_ran_and_the_model_was_pushed(trained):
     assert 'name: "label"' in open(frozen_schema.path(workdir)).read()  # frozen by the first blessed model
 
 
-def test_serving_signature_scores_raw_jpeg_and_png(trained, shared_images):
+def training_stats(model_uri: str) -> dict:
+    """The Trainer's training_stats.json of the model artifact at ``model_uri``."""
+    run = os.path.join(os.path.dirname(os.path.dirname(model_uri)), "model_run", os.path.basename(model_uri))
+    return json.loads(open(os.path.join(run, "training_stats.json")).read())
+
+
+def test_serving_signature_and_tflite_copy_score_raw_jpeg_and_png(trained, shared_images):
+    from tasks.serving.scorer import Scorer
+
     _, result = trained
     predict = tf.saved_model.load(result["pushed_model"]).signatures["serving_default"]
+    scorer = Scorer(result["pushed_model"])
+    assert scorer.path == "tflite"
     files = [os.path.join(shared_images, "hot dog", sorted(os.listdir(os.path.join(shared_images, "hot dog")))[0]),
              os.path.join(shared_images, "submarine sandwich", "submarine sandwich_pg_0_pos_48.png")]
     for path in files:
@@ -69,6 +79,7 @@ def test_serving_signature_scores_raw_jpeg_and_png(trained, shared_images):
         outputs = predict(tf.constant([example.SerializeToString()]))["outputs"].numpy()
         assert outputs.shape == (1, 3)
         assert abs(float(outputs.sum()) - 1.0) < 1e-5 and (outputs >= 0).all()
+        assert abs(scorer([example.SerializeToString()]) - outputs).max() < 1e-5
 
 
 def test_rerun_without_changes_executes_nothing(trained, small_sets):
@@ -100,6 +111,12 @@ def test_new_tfrecord_file_trains_a_new_model_version(trained, small_sets):
     before = versions()
     result = train([small_sets["taco_bias"]], workdir, min_accuracy=0.0, max_regression=1.0, **TINY)
     assert result["model_uri"] != first["model_uri"]  # retrained
+    before_stats, stats = training_stats(first["model_uri"]), training_stats(result["model_uri"])
+    seen = before_stats["train_images"] + before_stats["eval_images"]
+    assert before_stats["features_computed"] == seen and before_stats["features_cached"] == 0
+    total = stats["train_images"] + stats["eval_images"]
+    assert stats["features_cached"] >= seen  # only the new data set's images went through the backbone
+    assert 0 < stats["features_computed"] == total - stats["features_cached"] <= total - seen
     assert versions() - before == {os.path.basename(result["pushed_model"])}
     assert sorted(os.listdir(training.paths(workdir)["data_root"])) == ["baseline", "classes.json", "taco_bias"]
     assert json.loads(open(result["pushed_model"] + ".lineage.json").read())["data_sets"] == ["baseline", "taco_bias"]

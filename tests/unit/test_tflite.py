@@ -1,0 +1,36 @@
+"""TFLite copies: the same outputs as the Keras model, whichever way a batch is split."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfx_pipeline import tflite
+from tfx_pipeline.models import tiny
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    tf.keras.utils.set_random_seed(0)
+    return tiny.feature_extractor(32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_runner_matches_keras_for_any_batch(backbone, threads):
+    runner = tflite.Runner(tflite.convert(backbone), threads=threads)
+    pixels = np.random.default_rng(1).uniform(0, 255, (7, 32, 32, 3)).astype(np.float32)
+    expected = backbone(pixels, training=False).numpy()
+    assert runner.image_size == 32
+    assert np.abs(runner(pixels) - expected).max() < 1e-5
+    assert np.abs(runner(pixels[:1]) - expected[:1]).max() < 1e-5
+    assert runner(pixels[:0]).shape == (0, expected.shape[1])
+
+
+def test_classifier_copy_gives_the_softmax_of_the_model(backbone, tmp_path):
+    head = tf.keras.layers.Dense(4, activation="softmax", name="outputs")
+    model = tf.keras.Model(backbone.input, head(backbone.output))
+    tflite.write_copy(str(tmp_path), tflite.convert(backbone), *head.get_weights())
+    classifier = tflite.Classifier((tmp_path / tflite.BACKBONE_PATH).read_bytes(),
+                                   (tmp_path / tflite.HEAD_PATH).read_bytes())
+    pixels = np.random.default_rng(2).uniform(0, 255, (5, 32, 32, 3)).astype(np.float32)
+    got = classifier(pixels)
+    assert np.abs(got - model(pixels, training=False).numpy()).max() < 1e-5
+    assert np.allclose(got.sum(axis=1), 1, atol=1e-6)

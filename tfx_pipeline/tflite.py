@@ -1,0 +1,96 @@
+"""TFLite (XNNPACK) copies of Keras models for inference on CPUs.
+
+The trainer runs its frozen backbone through one and writes a copy of the classifier beside
+every SavedModel it exports: :data:`BACKBONE_PATH` (pixels -> features) and :data:`HEAD_PATH`
+(the softmax layer's ``kernel`` and ``bias``), read by :class:`Classifier`. Outputs match
+TensorFlow's within about 1e-5. One image per call is XNNPACK's fastest schedule on CPUs.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+BACKBONE_PATH = os.path.join("assets.extra", "backbone.tflite")
+HEAD_PATH = os.path.join("assets.extra", "head.npz")
+
+
+def convert(model) -> bytes:
+    """A Keras model (one image input) -> TFLite flatbuffer (float32, no quantisation: same numerics).
+
+    The converter gets the traced call and the weights alone: handed the Keras model, it first
+    saves it with every layer's traces, 5x the time (23 s instead of 4.5 s for Lite0 on 2 cores)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, *model.input.shape[1:]], tf.float32)
+    module = tf.Module()
+    module.weights = list(model.weights)
+    module.call = tf.function(lambda pixels: model(pixels, training=False), input_signature=[spec], autograph=False)
+    return tf.lite.TFLiteConverter.from_concrete_functions([module.call.get_concrete_function()], module).convert()
+
+
+def cpu_threads() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Runner:
+    """Runs a converted model over float32 batches [N, size, size, 3] -> [N, outputs], one image
+    per invocation on one interpreter using ``threads`` cores (default: all). Thread-safe (calls
+    are serialised). Splitting a batch over one single-threaded interpreter per core was 1.14x
+    faster alone but 0.8x inside the model server, where HTTP threads want the GIL too."""
+
+    def __init__(self, content: bytes, threads: int | None = None):
+        import tensorflow as tf
+
+        self._interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads or cpu_threads())
+        details = self._interpreter.get_input_details()[0]
+        self._interpreter.resize_tensor_input(details["index"], [1, *details["shape"][1:]])
+        self._interpreter.allocate_tensors()
+        output = self._interpreter.get_output_details()[0]
+        self._input, self._output, self._output_shape = details["index"], output["index"], tuple(output["shape"][1:])
+        self.image_size = int(details["shape"][1])
+        self._lock = threading.Lock()
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        pixels = np.ascontiguousarray(pixels, np.float32)
+        out = np.zeros((len(pixels), *self._output_shape), np.float32)
+        with self._lock:
+            for i in range(len(pixels)):
+                self._interpreter.set_tensor(self._input, pixels[i:i + 1])
+                self._interpreter.invoke()
+                out[i] = self._interpreter.get_tensor(self._output)[0]
+        return out
+
+
+def write_copy(model_dir: str, backbone: bytes, kernel: np.ndarray, bias: np.ndarray) -> None:
+    """Write the classifier's copy into ``model_dir`` (local or gs://): the converted backbone
+    and the head's weights (features [F] -> softmax over [C] classes: kernel [F, C], bias [C])."""
+    import io
+
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(os.path.join(model_dir, os.path.dirname(BACKBONE_PATH)))
+    head = io.BytesIO()
+    np.savez(head, kernel=np.asarray(kernel, np.float32), bias=np.asarray(bias, np.float32))
+    for path, data in ((BACKBONE_PATH, backbone), (HEAD_PATH, head.getvalue())):
+        with tf.io.gfile.GFile(os.path.join(model_dir, path), "wb") as handle:
+            handle.write(data)
+
+
+class Classifier:
+    """A model folder's copy: float32 pixels [N, size, size, 3] -> softmax [N, classes]."""
+
+    def __init__(self, backbone: bytes, head: bytes):
+        import io
+
+        self._backbone = Runner(backbone)
+        self.image_size = self._backbone.image_size
+        with np.load(io.BytesIO(head), allow_pickle=False) as weights:
+            self._kernel, self._bias = weights["kernel"], weights["bias"]
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        logits = self._backbone(pixels) @ self._kernel + self._bias
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
