@@ -1,13 +1,15 @@
 """Benchmark: ingestion + data-set building throughput vs. the original approach and the decode floor.
 
-Usage: PYTHONPATH=. .venv/bin/python bench/ingest.py [--replicas 10] [--workers 1]
+Usage: PYTHONPATH=. .venv/bin/python bench/ingest.py [--replicas 10] [--workers 1] [--dask]
 
 Measured in one run, on the shared 1,800 images and on a copy replicated N times
 (hard links under new names, so every replica is a within-category duplicate):
   ours      hotdog ingestion (full validation, dedupe) and data-set building, DirectRunner
   (a)       the original approach: read bytes, one TFRecordWriter, no validation
   (b)       a bare TensorFlow decode loop on both cores (the validation floor)
-Prints images/s and the ratios ours/(a), ours/(b), and the 10x/1x time ratio.
+Prints images/s and the ratios ours/(a), ours/(b), and the 10x/1x time ratio. With --dask,
+ingestion on Beam's DaskRunner with a local cluster of 1 and 2 worker processes too (each
+cluster's first job, whose workers import TensorFlow, timed apart), against ours (DirectRunner).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tasks import dataset_config, datasets, ingest, runners, settings  # noqa: E402
+from tasks import dataset_config, datasets, images, ingest, runners, settings  # noqa: E402
 
 
 def list_images(root: str) -> list[str]:
@@ -75,6 +77,20 @@ def ours(source: str, work: str, workers: int) -> tuple[float, float]:
     return ingested - start, time.perf_counter() - start
 
 
+def dask_ingestion(sources: dict[str, str], work: str, workers: int) -> dict[str, float]:
+    """Seconds of ingestion per source on a fresh local cluster of ``workers`` processes, after a
+    first job on the first source (returned as 'first job')."""
+    seconds = {}
+    with runners.beam_options("dask", workers) as options:
+        label, source = next(iter(sources.items()))
+        seconds["first job"] = timed(ingest.run_ingest, source, os.path.join(work, f"dask{workers}-warm"),
+                                     None, None, images.DEFAULT_MAX_PIXELS, options)
+        for label, source in sources.items():
+            seconds[label] = timed(ingest.run_ingest, source, os.path.join(work, f"dask{workers}-{label}"),
+                                   None, None, images.DEFAULT_MAX_PIXELS, options)
+    return seconds
+
+
 def timed(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
@@ -86,6 +102,7 @@ def main() -> None:
     parser.add_argument("--source", default=settings.SHARED_DATA)
     parser.add_argument("--replicas", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="DirectRunner workers for ours (1 = in-process)")
+    parser.add_argument("--dask", action="store_true", help="Also measure ingestion on local Dask clusters.")
     args = parser.parse_args()
     import tensorflow as tf  # noqa: F401  (imported once up front: not part of any timing)
 
@@ -114,6 +131,15 @@ def main() -> None:
         small, large = results["1x"], results[f"{args.replicas}x"]
         print(f"scaling: {args.replicas}x the files took {large[2] / small[2]:.2f}x the time (ingest+sets), "
               f"{large[1] / small[1]:.2f}x (ingestion)")
+        if args.dask:
+            sources = {"1x": args.source, f"{args.replicas}x": big}
+            for workers in (1, 2):
+                seconds = dask_ingestion(sources, os.path.join(tmp, "dask"), workers)
+                print(f"[dask, {workers} worker{'s' * (workers > 1)}] first job (workers import TF) "
+                      f"{seconds['first job']:.2f} s")
+                for label, (n, t_ingest, *_rest) in results.items():
+                    print(f"  {label}: ingestion {seconds[label]:7.2f} s  {n / seconds[label]:8.0f} images/s  "
+                          f"ratio to ours (DirectRunner) {t_ingest / seconds[label]:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

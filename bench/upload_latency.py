@@ -1,10 +1,13 @@
-"""Benchmark: upload -> `retrain-on-upload` flow run RUNNING, in Pub/Sub mode and polling mode.
+"""Benchmark: upload -> `retrain-on-upload` flow run RUNNING: bridge in Pub/Sub or polling mode,
+runs started by a process worker or by the serving process (`hotdog serve --runs-in`).
 
 Usage: PYTHONPATH=. .venv/bin/python bench/upload_latency.py [--uploads 20]
 
 Everything real on 127.0.0.1: the Pub/Sub emulator, fake-gcs-server publishing OBJECT_FINALIZE
-notifications, and `hotdog serve` (Prefect server, worker, the retrain-on-upload deployment and
-the bridge in the mode measured, with the shipped defaults: worker poll 2 s, bridge poll 2 s).
+notifications, and `hotdog serve` (Prefect server, the retrain-on-upload deployment, a worker or
+the serving process, and the bridge in the mode measured, with the shipped defaults: worker
+poll 2 s, runner poll 0.5 s, bridge poll 2 s). After each run the next upload waits until the
+run is final and its process has exited.
 For each upload: time from just before the upload call to the run's start time (RUNNING, as
 the server recorded it). The uploaded object is not a TFRecord, so the run refuses it a few
 seconds later instead of training; the next upload waits for that, so uploads never queue.
@@ -34,21 +37,30 @@ def run_for(url, generation):
     return next((r for r in runs if r.parameters.get("generation") == generation), None)
 
 
-def wait_until_ended(url, run_id):
+def wait_until_ended(url, run_id, state_dir):
+    """Until the run is final and its process has exited (the serving process holds its one slot
+    until then), so the next upload never queues behind it."""
+    import psutil
+
+    from tasks import services
+
+    starter = services.running(state_dir, "runner") or services.running(state_dir, "worker")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if client_call(url, lambda c: c.read_flow_run(run_id)).state.is_final():
+        runs = [p for p in psutil.Process(starter).children()
+                if "resource_tracker" not in " ".join(p.cmdline())]  # multiprocessing's helper stays
+        if client_call(url, lambda c: c.read_flow_run(run_id)).state.is_final() and not runs:
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise RuntimeError(f"run {run_id} did not end within 180 s")
 
 
-def measure(mode: str, uploads: int, gcs, record: bytes, workdir: str) -> list[float]:
-    from tasks import emulators, services
+def measure(mode: str, runs_in: str, uploads: int, gcs, record: bytes, workdir: str) -> list[float]:
+    from tasks import emulators, services, settings
 
     port = services.free_port()
     args = [sys.executable, "-m", "flows.cli", "serve", "--workdir", workdir, "--port", str(port), "--bucket", BUCKET,
-            "--prefix", PREFIX, "--bridge", mode, "--backbone", "tiny"]
+            "--prefix", PREFIX, "--bridge", mode, "--backbone", "tiny", "--runs-in", runs_in]
     if mode == "pubsub":
         args += ["--subscription", emulators.create_subscription(PROJECT, TOPIC, f"bench-{port}")]
     subprocess.run(args, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True)
@@ -58,8 +70,9 @@ def measure(mode: str, uploads: int, gcs, record: bytes, workdir: str) -> list[f
         time.sleep(5)  # polling: the first listing is the baseline
         for i in range(uploads):
             started = time.time()
-            gcs.pipe(f"{BUCKET}/{PREFIX}{mode}-{i}.tfrecord", record)
-            generation = str(gcs.info(f"{BUCKET}/{PREFIX}{mode}-{i}.tfrecord")["generation"])
+            name = f"{BUCKET}/{PREFIX}{mode}-{runs_in}-{i}.tfrecord"
+            gcs.pipe(name, record)
+            generation = str(gcs.info(name)["generation"])
             deadline = time.monotonic() + 120
             while True:
                 run = run_for(url, generation)
@@ -69,8 +82,8 @@ def measure(mode: str, uploads: int, gcs, record: bytes, workdir: str) -> list[f
                     raise RuntimeError(f"{mode}: upload {i} did not start a run within 120 s")
                 time.sleep(0.2)
             latencies.append(run.start_time.timestamp() - started)
-            print(f"{mode} upload {i}: {latencies[-1]:.2f} s", flush=True)
-            wait_until_ended(url, run.id)
+            print(f"{mode}/{runs_in} upload {i}: {latencies[-1]:.2f} s", flush=True)
+            wait_until_ended(url, run.id, settings.stack_dir(workdir))
     finally:
         subprocess.run([sys.executable, "-m", "flows.cli", "stop", "--workdir", workdir], cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True)
@@ -80,6 +93,8 @@ def measure(mode: str, uploads: int, gcs, record: bytes, workdir: str) -> list[f
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--uploads", type=int, default=20)
+    parser.add_argument("--modes", default="pubsub/worker,pubsub/serve,poll/worker,poll/serve",
+                        help="Comma-separated BRIDGE/RUNS_IN pairs, measured in this order.")
     args = parser.parse_args()
     from tasks import emulators, fs
 
@@ -89,8 +104,9 @@ def main() -> None:
         with emulators.fake_gcs(PROJECT, TOPIC):
             gcs, _ = fs.filesystem("gs://")
             gcs.mkdir(BUCKET)
-            results = {mode: measure(mode, args.uploads, gcs, record, os.path.join(scratch, mode))
-                       for mode in ("pubsub", "poll")}
+            results = {pair: measure(*pair.split("/"), args.uploads, gcs, record,
+                                     os.path.join(scratch, pair.replace("/", "-")))
+                       for pair in args.modes.split(",")}
     for mode, values in results.items():
         ordered = sorted(values)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]

@@ -15,6 +15,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import typer  # noqa: E402
 
+from flows.serve import RunsIn  # noqa: E402
 from tasks.errors import HotdogInputError, WorkFolderBusy  # noqa: E402
 from tasks.images import DEFAULT_MAX_PIXELS  # noqa: E402
 from tasks.serving.options import DEFAULTS as SERVER  # noqa: E402
@@ -41,7 +42,33 @@ class Compat(str, Enum):
 
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show the full log (TensorFlow, Beam, Prefect) live.")
+DATAFLOW = "Dataflow (--runner dataflow)"
+PROJECT = typer.Option(None, help="Google Cloud project of the job.", rich_help_panel=DATAFLOW)
+REGION = typer.Option(None, help="Region of the job, e.g. europe-west1.", rich_help_panel=DATAFLOW)
+TEMP_LOCATION = typer.Option(None, help="gs:// prefix for the job's temporary files.", rich_help_panel=DATAFLOW)
+STAGING_LOCATION = typer.Option(None, help="gs:// prefix for staged files (default: TEMP_LOCATION/staging).",
+                                rich_help_panel=DATAFLOW)
+SDK_CONTAINER_IMAGE = typer.Option(None, help="Worker image with this project (deployments/dataflow/Dockerfile).",
+                                   rich_help_panel=DATAFLOW)
+SERVICE_ACCOUNT = typer.Option(None, help="Service account the workers run as.", rich_help_panel=DATAFLOW)
+MAX_WORKERS = typer.Option(None, help="Most workers autoscaling may start (--workers: the first ones).",
+                           rich_help_panel=DATAFLOW)
+MACHINE_TYPE = typer.Option(None, help="Worker machine type, e.g. n2-standard-4.", rich_help_panel=DATAFLOW)
 FAIL_IF_BUSY = typer.Option(False, help="Exit 3 at once if another run holds the work folder (default: wait).")
+
+
+def _dataflow(runner: "Runner", options: dict):
+    """The Dataflow settings among a command's ``options`` for ``--runner dataflow`` (None
+    otherwise; error if any was given)."""
+    from tasks import runners
+
+    given = {field.name: options[field.name] for field in dataclasses.fields(runners.Dataflow)}
+    if runner is Runner.dataflow:
+        return runners.Dataflow(**given)
+    named = [f"--{key.replace('_', '-')}" for key, value in given.items() if value is not None]
+    if named:
+        raise HotdogInputError(f"{', '.join(named)}: options of --runner dataflow, not --runner {runner.value}")
+    return None
 
 
 def _fail_cleanly(fn):
@@ -84,19 +111,29 @@ def ingest(source: str = typer.Argument(..., help="Folder-per-category image tre
            max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Reject images with more pixels (decompression "
                                                                    "bombs)."),
            runner: Runner = typer.Option(Runner.direct, help="Beam runner."),
-           workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1)."),
-           dask_address: Optional[str] = typer.Option(None, help="dask.distributed scheduler for --runner dask."),
+           workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1; "
+                                               "dask without --dask-address: a local cluster's)."),
+           dask_address: Optional[str] = typer.Option(None, help="HOST:PORT of a dask.distributed scheduler for "
+                                                                 "--runner dask (default: start a local cluster "
+                                                                 "of --workers processes)."),
+           project: Optional[str] = PROJECT, region: Optional[str] = REGION,
+           temp_location: Optional[str] = TEMP_LOCATION, staging_location: Optional[str] = STAGING_LOCATION,
+           sdk_container_image: Optional[str] = SDK_CONTAINER_IMAGE, service_account: Optional[str] = SERVICE_ACCOUNT,
+           max_workers: Optional[int] = MAX_WORKERS, machine_type: Optional[str] = MACHINE_TYPE,
            verbose: bool = VERBOSE):
     """Validate, deduplicate and write images as TFRecords + manifest.jsonl + summary.json."""
+    dataflow = _fail_cleanly(lambda options=locals(): _dataflow(runner, options))
     from tasks import inputs
+
 
     def work():
         from flows.ingest_flow import ingest_images
 
-        return ingest_images(source, out, review, max_per_category, max_pixels, runner.value, workers, dask_address)
+        return ingest_images(source, out, review, max_per_category, max_pixels, runner.value, workers, dask_address,
+                             dataflow)
 
     summary = _run("ingest", lambda: inputs.check_ingest(source, review, max_pixels, runner.value, workers,
-                                                         dask_address), work, verbose=verbose)
+                                                         dask_address, dataflow, out), work, verbose=verbose)
     typer.echo(json.dumps({"out": out, "files": summary["files"], **summary["totals"]}))
 
 
@@ -109,10 +146,18 @@ def datasets(source: str = typer.Argument(..., help="An ingest output folder (or
              shards: int = typer.Option(1, help="Output files per data set."),
              gzip: bool = typer.Option(False, help="GZIP-compress the TFRecords."),
              runner: Runner = typer.Option(Runner.direct, help="Beam runner."),
-             workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1)."),
-             dask_address: Optional[str] = typer.Option(None, help="dask.distributed scheduler for --runner dask."),
-             verbose: bool = VERBOSE):
+             workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1; "
+                                                 "dask without --dask-address: a local cluster's)."),
+             dask_address: Optional[str] = typer.Option(None, help="HOST:PORT of a dask.distributed scheduler for "
+                                                                   "--runner dask (default: start a local cluster "
+                                                                   "of --workers processes)."),
+             project: Optional[str] = PROJECT, region: Optional[str] = REGION,
+             temp_location: Optional[str] = TEMP_LOCATION, staging_location: Optional[str] = STAGING_LOCATION,
+             sdk_container_image: Optional[str] = SDK_CONTAINER_IMAGE,
+             service_account: Optional[str] = SERVICE_ACCOUNT, max_workers: Optional[int] = MAX_WORKERS,
+             machine_type: Optional[str] = MACHINE_TYPE, verbose: bool = VERBOSE):
     """Build named, class-balanced data sets (image + one-hot label) with a data-set card each."""
+    dataflow = _fail_cleanly(lambda options=locals(): _dataflow(runner, options))
     from tasks import inputs
 
     mode = compat.value if compat else None
@@ -121,10 +166,11 @@ def datasets(source: str = typer.Argument(..., help="An ingest output folder (or
         from flows.datasets_flow import build_datasets
 
         return build_datasets(source, out, config, name or None, mode, shards, gzip, runner.value, workers,
-                              dask_address)
+                              dask_address, dataflow)
 
     cards = _run("datasets", lambda: inputs.check_datasets(source, config, name or None, mode, shards, runner.value,
-                                                           workers, dask_address), work, verbose=verbose)
+                                                           workers, dask_address, dataflow, out), work,
+                 verbose=verbose)
     typer.echo(json.dumps({n: c["examples"] for n, c in cards.items()}))
 
 
@@ -511,9 +557,12 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
           model_server: bool = typer.Option(False, help="Also serve the deployments' registry (WORKDIR/training) "
                                                         "with 'hotdog serve-model': each blessed retrain is served "
                                                         "without a restart."),
-          model_port: int = typer.Option(SERVER.port, help="Port of that model server on 127.0.0.1.")):
-    """Start a local Prefect server, work pool + queue, the deployments, a worker and optionally the
-    bridge and a model server."""
+          model_port: int = typer.Option(SERVER.port, help="Port of that model server on 127.0.0.1."),
+          runs_in: RunsIn = typer.Option(RunsIn.worker, help="What starts the deployments' runs: a process "
+                                                             "worker on work pool 'hotdog', or one process serving "
+                                                             "them (runs start within about a second).")):
+    """Start a local Prefect server, the deployments and what runs them (a worker on work pool +
+    queue, or a serving process), and optionally the bridge and a model server."""
     from flows import serve as stack
     from tasks import experiment as experiments
     from tasks import settings
@@ -537,12 +586,13 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
             "HOTDOG_IMAGES": images or experiments.load().judged(source), "HOTDOG_BUCKET": bucket,
             "HOTDOG_PREFIX": prefix, "HOTDOG_BACKEND": backend, "HOTDOG_BACKBONE": backbone,
             "HOTDOG_EPOCHS": str(epochs), "HOTDOG_MIN_ACCURACY": str(min_accuracy),
-            "HOTDOG_MAX_REGRESSION": str(max_regression)}, bridge_args, serving)
+            "HOTDOG_MAX_REGRESSION": str(max_regression)}, bridge_args, serving, runs_in)
 
     url = _fail_cleanly(main)
     watching = f"; bridge on gs://{bucket}/{prefix} ({bridge.value})" if bridge is not BridgeMode.off else ""
     watching += f"; model server on http://127.0.0.1:{model_port}" if model_server else ""
-    typer.echo(f"Prefect API at {url} (UI: {url[:-4]}); worker on pool 'hotdog'{watching}. Then:\n"
+    runner = "worker on pool 'hotdog'" if runs_in is RunsIn.worker else "deployments served"
+    typer.echo(f"Prefect API at {url} (UI: {url[:-4]}); {runner}{watching}. Then:\n"
                f"  export PREFECT_API_URL={url}\n  prefect deployment run 'hotdog-run/manual'")
 
 

@@ -12,20 +12,20 @@ from tasks import images, ingest, inputs, runners
 
 @task(name="beam-ingest", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient_io)
 def ingest_job(source: str, out: str, review: str | None, max_per_category: int | None, max_pixels: int,
-               runner: str, workers: int, dask_address: str | None) -> dict:
-    options = runners.pipeline_options(runner, workers, dask_address=dask_address)
-    with forward_task_logs():
+               runner: str, workers: int, dask_address: str | None, dataflow: runners.Dataflow | None) -> dict:
+    with runners.beam_options(runner, workers, dask_address, dataflow) as options, forward_task_logs():
         return ingest.run_ingest(source, out, review, max_per_category, max_pixels, options)
 
 
 @flow(name="ingest-images")
 def ingest_images(source: str, out: str, review: str | None = None, max_per_category: int | None = None,
                   max_pixels: int = images.DEFAULT_MAX_PIXELS, runner: str = "direct", workers: int = 1,
-                  dask_address: str | None = None) -> dict:
+                  dask_address: str | None = None, dataflow: runners.Dataflow | None = None) -> dict:
     """Validate, deduplicate and write the images under ``source`` as TFRecords in ``out``."""
-    inputs.check_ingest(source, review, max_pixels, runner, workers, dask_address)
+    inputs.check_ingest(source, review, max_pixels, runner, workers, dask_address, dataflow, out)
     started = time.monotonic()
-    summary = ingest_job(source, out, review, max_per_category, max_pixels, runner, workers, dask_address)
+    summary = ingest_job(source, out, review, max_per_category, max_pixels, runner, workers, dask_address,
+                         dataflow)
     publish_summary(summary, out)
     report("ingest: %d files in %d categories: %s (%.1f s) -> %s", summary["files"], len(summary["per_category"]),
            ", ".join(f"{count} {outcome}" for outcome, count in summary["totals"].items()),

@@ -1,21 +1,34 @@
 """A local Prefect stack for the deployments: server on 127.0.0.1 (SQLite, telemetry off),
-work pool and queue, the deployments of deployments/prefect.yaml, a worker and, optionally,
-the GCS bridge and a model server following the deployments' registry.
+the deployments of deployments/prefect.yaml and what runs them: a process worker on a work pool
+and queue (``worker``), or one long-lived process serving them (``serve``, :mod:`flows.served`;
+runs start without the worker's poll and per-run ``prefect`` process); optionally the GCS bridge
+and a model server following the deployments' registry.
 
 ``start`` leaves them running in the background (pids and logs in ``state_dir``); ``stop``
 ends the bridge, the model server and the worker first, then the server.
 """
 from __future__ import annotations
 
+import enum
 import os
 import subprocess
 import sys
+import time
 
 from flows import prefect_api
 from tasks import services, settings
 from tasks.errors import HotdogInputError
 
 POOL, QUEUE = "hotdog", "retraining"
+PREFECT_FILE = os.path.join(settings.PROJECT_ROOT, "deployments", "prefect.yaml")
+DEPLOYMENTS = ("manual", "nightly", "retrain-on-upload")  # the names in PREFECT_FILE
+
+
+class RunsIn(str, enum.Enum):
+    """What starts the deployments' runs."""
+
+    worker = "worker"
+    serve = "serve"
 
 
 def environment(state_dir: str, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -54,7 +67,7 @@ def _prefect(env: dict[str, str], *args: str, check: bool = True) -> subprocess.
 
 
 def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: list[str] | None = None,
-          model_server_args: list[str] | None = None) -> str:
+          model_server_args: list[str] | None = None, runs_in: RunsIn = RunsIn.worker) -> str:
     """Start the stack; returns the API URL. ``deploy_env`` fills the HOTDOG_* variables of prefect.yaml;
     with ``bridge_args`` (options of ``hotdog bridge``) the GCS bridge runs too, with
     ``model_server_args`` (options of ``hotdog serve-model``) a model server."""
@@ -68,12 +81,15 @@ def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: li
         services.wait_http(f"{api_url(port)}/health", "the Prefect server", timeout=prefect_api.start_seconds())
         with open(os.path.join(state_dir, prefect_api.URL_FILE), "w") as handle:
             handle.write(api_url(port))
-        _prefect(env, "work-pool", "create", POOL, "--type", "process", "--overwrite")
-        if _prefect(env, "work-queue", "inspect", QUEUE, "--pool", POOL, check=False).returncode != 0:
-            _prefect(env, "work-queue", "create", QUEUE, "--pool", POOL, "--limit", "1")
-        _prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file",
-                 os.path.join(settings.PROJECT_ROOT, "deployments", "prefect.yaml"))
-        services.spawn("worker", state_dir, env, [prefect, "worker", "start", "--pool", POOL, "--type", "process"])
+        if runs_in is RunsIn.worker:
+            _prefect(env, "work-pool", "create", POOL, "--type", "process", "--overwrite")
+            if _prefect(env, "work-queue", "inspect", QUEUE, "--pool", POOL, check=False).returncode != 0:
+                _prefect(env, "work-queue", "create", QUEUE, "--pool", POOL, "--limit", "1")
+            _prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", PREFECT_FILE)
+            services.spawn("worker", state_dir, env, [prefect, "worker", "start", "--pool", POOL, "--type", "process"])
+        else:
+            services.spawn("runner", state_dir, env, [sys.executable, "-m", "flows.served", PREFECT_FILE])
+            wait_served(state_dir, api_url(port))
         if bridge_args is not None:
             services.spawn("bridge", state_dir, env, [sys.executable, "-m", "flows.cli", "bridge", *bridge_args])
         if model_server_args is not None:
@@ -85,6 +101,27 @@ def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: li
     return api_url(port)
 
 
+def wait_served(state_dir: str, url: str, timeout: float = 300) -> None:
+    """Wait until the runner has polled for runs of every deployment (their status READY)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + timeout
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if not services.running(state_dir, "runner"):
+                raise RuntimeError(f"the deployments' runner exited at start; see "
+                                   f"{os.path.join(state_dir, 'runner.log')}")
+            found = client.read_deployments(deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=list(DEPLOYMENTS))))
+            if sorted(d.name for d in found if d.status and d.status.value == "READY") == sorted(DEPLOYMENTS):
+                return
+            time.sleep(0.5)
+    raise RuntimeError(f"the deployments were not served within {timeout:.0f} s; see "
+                       f"{os.path.join(state_dir, 'runner.log')}")
+
+
 def stop(state_dir: str, timeout: float = 30) -> list[str]:
-    """Stop the bridge, the model server, the worker, then the server; returns what was running."""
-    return services.stop(state_dir, ["bridge", "model-server", "worker", "server"], timeout)
+    """Stop the bridge, the model server, the worker or runner, then the server; returns what was running."""
+    return services.stop(state_dir, ["bridge", "model-server", "worker", "runner", "server"], timeout)

@@ -94,7 +94,7 @@ def start(home: str, port: int, workdir: str, train_settings, schedule: str | No
     airflow = os.path.join(bin_dir, "airflow")
     if "scheduler" in missing:
         for args in (["db", "migrate"],
-                     ["users", "create", "--username", "admin", "--password", secret, "--role", "Admin",
+                     ["users", "create", "--username", "admin", f"--password={secret}", "--role", "Admin",
                       "--firstname", "hotdog", "--lastname", "flows", "--email", "admin@localhost"]):
             done = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=600)
             if done.returncode != 0 and "already exist" not in done.stdout + done.stderr:

@@ -34,8 +34,9 @@ def load_review(review: str | None) -> dict[str, set[str]]:
 
 
 def check_ingest(source: str, review: str | None, max_pixels: int, runner: str, workers: int,
-                 dask_address: str | None) -> None:
-    runners.runner_args(runner, workers, dask_address=dask_address)
+                 dask_address: str | None, dataflow: runners.Dataflow | None = None, out: str = "") -> None:
+    runners.runner_args(runner, workers, dask_address, dataflow)
+    runners.check_paths(runner, source=source, out=out)
     if max_pixels < 1:
         raise HotdogInputError(f"--max-pixels must be >= 1, got {max_pixels}")
     folder(source, "source folder")
@@ -52,12 +53,14 @@ def check_run(source: str, images: str, review: str | None, workers: int) -> Non
 
 
 def check_datasets(source: str, config: str | None, names: list[str] | None, compat: str | None, shards: int,
-                   runner: str, workers: int, dask_address: str | None) -> None:
+                   runner: str, workers: int, dask_address: str | None,
+                   dataflow: runners.Dataflow | None = None, out: str = "") -> None:
     if compat is not None and compat not in dataset_config.COMPAT_MODES:
         raise HotdogInputError(f"--compat {compat!r} is not known; the only mode is 'original'")
     if shards < 1:
         raise HotdogInputError(f"--shards must be >= 1, got {shards}")
-    runners.runner_args(runner, workers, dask_address=dask_address)
+    runners.runner_args(runner, workers, dask_address, dataflow)
+    runners.check_paths(runner, source=source, out=out)
     dataset_config.select(dataset_config.load_config(config), names)
     folder(source, "source folder")
 

@@ -6,6 +6,11 @@ us-central1), HOTDOG_VERTEX_ROOT (gs://bucket/prefix holding data_root/, pipelin
 specs/), HOTDOG_VERTEX_IMAGE (a TFX 1.16 image with the tfx_pipeline package, see
 deployments/vertex/Dockerfile), HOTDOG_VERTEX_SERVICE_ACCOUNT (optional) and
 HOTDOG_VERTEX_ENDPOINT (optional API endpoint, e.g. the local fake of deployments/vertex).
+Scale-out (optional): HOTDOG_VERTEX_TRAINER_MACHINE_TYPE runs the Trainer as a Vertex AI custom
+job on that machine type, HOTDOG_VERTEX_TRAINER_ACCELERATOR (TYPE or TYPE:COUNT) adds GPUs;
+HOTDOG_VERTEX_BEAM_RUNNER=dataflow runs StatisticsGen, Transform and Evaluator on Dataflow
+(HOTDOG_VERTEX_DATAFLOW_TEMP_LOCATION, default ROOT/dataflow-tmp; _MAX_WORKERS; _MACHINE_TYPE;
+workers run the TFX image as the other steps do).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import os
 import tempfile
 import time
 
-from tasks import frozen_schema, fs, progress, training
+from tasks import frozen_schema, fs, progress, runners, training
 from tasks.errors import HotdogInputError
 
 log = logging.getLogger("hotdog.vertex")
@@ -30,6 +35,9 @@ class VertexSettings:
     image: str
     service_account: str | None = None
     endpoint: str | None = None
+    trainer_machine_type: str | None = None
+    trainer_accelerator: str | None = None  # TYPE or TYPE:COUNT
+    dataflow: runners.Dataflow | None = None  # the TFX components' Beam jobs on Dataflow
 
     @classmethod
     def from_env(cls) -> "VertexSettings":
@@ -40,9 +48,52 @@ class VertexSettings:
         root = os.environ["HOTDOG_VERTEX_ROOT"].rstrip("/")
         if not root.startswith("gs://"):
             raise HotdogInputError(f"HOTDOG_VERTEX_ROOT must be a gs:// prefix that Vertex AI can read, got {root!r}")
-        return cls(os.environ["HOTDOG_VERTEX_PROJECT"], os.environ.get("HOTDOG_VERTEX_REGION", "us-central1"), root,
-                   os.environ["HOTDOG_VERTEX_IMAGE"], os.environ.get("HOTDOG_VERTEX_SERVICE_ACCOUNT") or None,
-                   os.environ.get("HOTDOG_VERTEX_ENDPOINT") or None)
+        project, region = os.environ["HOTDOG_VERTEX_PROJECT"], os.environ.get("HOTDOG_VERTEX_REGION", "us-central1")
+        image, account = os.environ["HOTDOG_VERTEX_IMAGE"], os.environ.get("HOTDOG_VERTEX_SERVICE_ACCOUNT") or None
+        beam_runner = os.environ.get("HOTDOG_VERTEX_BEAM_RUNNER", "direct")
+        if beam_runner not in ("direct", "dataflow"):
+            raise HotdogInputError(f"HOTDOG_VERTEX_BEAM_RUNNER must be 'direct' or 'dataflow', got {beam_runner!r}")
+        dataflow, max_workers = None, _int_env("HOTDOG_VERTEX_DATAFLOW_MAX_WORKERS")
+        if beam_runner == "dataflow":
+            dataflow = runners.Dataflow(
+                project=project, region=region, sdk_container_image=image, service_account=account,
+                temp_location=os.environ.get("HOTDOG_VERTEX_DATAFLOW_TEMP_LOCATION") or f"{root}/dataflow-tmp",
+                max_workers=max_workers, machine_type=os.environ.get("HOTDOG_VERTEX_DATAFLOW_MACHINE_TYPE") or None)
+            dataflow.args()
+        config = cls(project, region, root, image, account, os.environ.get("HOTDOG_VERTEX_ENDPOINT") or None,
+                     os.environ.get("HOTDOG_VERTEX_TRAINER_MACHINE_TYPE") or None,
+                     os.environ.get("HOTDOG_VERTEX_TRAINER_ACCELERATOR") or None, dataflow)
+        config.trainer_job()
+        return config
+
+    def trainer_job(self) -> dict | None:
+        """The Vertex AI CustomJob spec the Trainer runs as (None: it runs in the pipeline's step)."""
+        if not self.trainer_machine_type:
+            if self.trainer_accelerator:
+                raise HotdogInputError("HOTDOG_VERTEX_TRAINER_ACCELERATOR needs HOTDOG_VERTEX_TRAINER_MACHINE_TYPE "
+                                       "(e.g. n1-standard-8 for NVIDIA_TESLA_T4)")
+            return None
+        machine = {"machine_type": self.trainer_machine_type}
+        if self.trainer_accelerator:
+            kind, _, count = self.trainer_accelerator.partition(":")
+            if not kind or (count and (not count.isdigit() or int(count) < 1)):
+                raise HotdogInputError(f"HOTDOG_VERTEX_TRAINER_ACCELERATOR must be TYPE or TYPE:COUNT (COUNT >= 1), "
+                                       f"got {self.trainer_accelerator!r}")
+            machine.update(accelerator_type=kind, accelerator_count=int(count or 1))
+        spec = {"worker_pool_specs": [{"machine_spec": machine, "replica_count": 1,
+                                       "container_spec": {"image_uri": self.image}}]}
+        if self.service_account:
+            spec["service_account"] = self.service_account
+        return {"region": self.region, "project": self.project, "job_spec": spec}
+
+
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    if not value.isdigit():
+        raise HotdogInputError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def compile_and_upload(config: VertexSettings, settings: training.TrainSettings) -> tuple[str, float]:
@@ -51,6 +102,9 @@ def compile_and_upload(config: VertexSettings, settings: training.TrainSettings)
     from tfx_pipeline.backends import vertex
 
     kwargs = training.pipeline_kwargs(config.root, settings)
+    kwargs["trainer_custom_job"] = config.trainer_job()
+    if config.dataflow:
+        kwargs["beam_pipeline_args"] = runners.runner_args("dataflow", dataflow=config.dataflow)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         local = os.path.join(scratch, "pipeline.json")

@@ -53,14 +53,20 @@ class FeatureCache:
         return tf.io.gfile
 
     def _read_checked(self, path: str) -> bytes | None:
-        """The file's bytes if its name's digest matches them, else None (moved aside)."""
+        """The file's bytes if its name's digest matches them, else None (moved aside; a file
+        another run moved aside first is None too)."""
+        import tensorflow as tf
+
         gfile = self._gfile()
-        with gfile.GFile(path, "rb") as handle:
-            data = handle.read()
-        if hashlib.sha256(data).hexdigest()[:32] == path.rsplit("-", 1)[-1].split(".", 1)[0]:
-            return data
-        log.warning("feature cache: %s does not match its checksum; moved aside, its images are recomputed", path)
-        gfile.rename(path, path + ".corrupt", overwrite=True)
+        try:
+            with gfile.GFile(path, "rb") as handle:
+                data = handle.read()
+            if hashlib.sha256(data).hexdigest()[:32] == path.rsplit("-", 1)[-1].split(".", 1)[0]:
+                return data
+            log.warning("feature cache: %s does not match its checksum; moved aside, its images are recomputed", path)
+            gfile.rename(path, path + ".corrupt", overwrite=True)
+        except tf.errors.NotFoundError:
+            pass
         return None
 
     def _write(self, prefix: str, suffix: str, data: bytes) -> str:

@@ -76,6 +76,18 @@ def _module_files_in_place():
             os.environ[key] = saved
 
 
+def _trainer_runs_in(custom_job: dict | None) -> tuple[type, dict]:
+    """The Trainer component class and its extra ``custom_config`` (see ``trainer_custom_job``)."""
+    if not custom_job:
+        return Trainer, {}
+    from tfx.extensions.google_cloud_ai_platform import constants
+    from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer as CustomJobTrainer
+    from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
+
+    return CustomJobTrainer, {constants.ENABLE_VERTEX_KEY: True, constants.VERTEX_REGION_KEY: custom_job["region"],
+                              TRAINING_ARGS_KEY: {"project": custom_job["project"], "job_spec": custom_job["job_spec"]}}
+
+
 def trainer_config(settings: TrainSettings) -> dict:
     """The settings the Trainer's ``run_fn`` reads (its ``custom_config``, keying its cache)."""
     return {"backbone": settings.backbone, "strategy": settings.strategy, "image_size": settings.resolved_image_size(),
@@ -106,7 +118,7 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
                     classes: list[str] | None = None, frozen_schema: str | None = None,
                     metadata_connection_config=None, enable_cache: bool = True,
                     preprocessing_module: str = PREPROCESSING_MODULE, trainer_module: str = TRAINER_MODULE,
-                    code_in_image: bool = False) -> Pipeline:
+                    code_in_image: bool = False, trainer_custom_job: dict | None = None) -> Pipeline:
     """Build the pipeline; paths may be local or gs://. ``beam_pipeline_args`` must name the runner
     (e.g. DirectRunner).
 
@@ -117,7 +129,10 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
     module files, for containers that have the ``tfx_pipeline`` package installed (Vertex).
 
     ``frozen_schema``: the schema.pbtxt path the data must match once it exists (None: only
-    the schema SchemaGen infers from the data itself)."""
+    the schema SchemaGen infers from the data itself).
+
+    ``trainer_custom_job``: run the Trainer as a Vertex AI custom job (TFX's Google Cloud
+    Trainer): ``{"project", "region", "job_spec": CustomJobSpec}``; None: in the pipeline's step."""
     user_code = ({"transform": {"preprocessing_fn": "tfx_pipeline.preprocessing.preprocessing_fn"},
                   "trainer": {"run_fn": "tfx_pipeline.trainer.run_fn"}} if code_in_image else
                  {"transform": {"module_file": preprocessing_module}, "trainer": {"module_file": trainer_module}})
@@ -137,7 +152,8 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
         transform = Transform(examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
                               custom_config=code, **user_code["transform"])
         transform.add_upstream_node(gate)
-        trainer = Trainer(
+        trainer_class, trainer_extra = _trainer_runs_in(trainer_custom_job)
+        trainer = trainer_class(
             **user_code["trainer"],
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
@@ -145,7 +161,8 @@ def create_pipeline(pipeline_name: str, pipeline_root: str, data_root: str, serv
             train_args=trainer_pb2.TrainArgs(num_steps=settings.train_steps),
             eval_args=trainer_pb2.EvalArgs(num_steps=settings.eval_steps),
             custom_config={**trainer_config(settings), "classes": list(classes) if classes else None,
-                           "feature_cache": f"{pipeline_root.rstrip('/')}/{FEATURE_CACHE}", **code})
+                           "feature_cache": f"{pipeline_root.rstrip('/')}/{FEATURE_CACHE}", **code,
+                           **trainer_extra})
     model_resolver = Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=Channel(type=standard_artifacts.Model),

@@ -2,13 +2,18 @@
 
 The trainer runs its frozen backbone through one and writes a copy of the classifier beside
 every SavedModel it exports: :data:`BACKBONE_PATH` (pixels -> features) and :data:`HEAD_PATH`
-(the softmax layer's ``kernel`` and ``bias``), read by :class:`Classifier`. Outputs match
-TensorFlow's within about 1e-5. One image per call is XNNPACK's fastest schedule on CPUs.
+(the softmax layer's ``kernel`` and ``bias``, and the backbone's sha256), read by
+:class:`Classifier`, which checks both before TFLite reads a byte (TFLite does not verify a
+flatbuffer: a truncated one crashes the process). Outputs match TensorFlow's within about
+1e-5. One image per call is XNNPACK's fastest schedule on CPUs.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import threading
+import zipfile
 
 import numpy as np
 
@@ -64,31 +69,40 @@ class Runner:
         return out
 
 
+class DamagedCopy(ValueError):
+    """A copy's files do not hold what :func:`write_copy` wrote; the message names the file."""
+
+
 def write_copy(model_dir: str, backbone: bytes, kernel: np.ndarray, bias: np.ndarray) -> None:
     """Write the classifier's copy into ``model_dir`` (local or gs://): the converted backbone
     and the head's weights (features [F] -> softmax over [C] classes: kernel [F, C], bias [C])."""
-    import io
-
     import tensorflow as tf
 
     tf.io.gfile.makedirs(os.path.join(model_dir, os.path.dirname(BACKBONE_PATH)))
     head = io.BytesIO()
-    np.savez(head, kernel=np.asarray(kernel, np.float32), bias=np.asarray(bias, np.float32))
+    np.savez(head, kernel=np.asarray(kernel, np.float32), bias=np.asarray(bias, np.float32),
+             backbone_sha256=np.array(hashlib.sha256(backbone).hexdigest()))
     for path, data in ((BACKBONE_PATH, backbone), (HEAD_PATH, head.getvalue())):
         with tf.io.gfile.GFile(os.path.join(model_dir, path), "wb") as handle:
             handle.write(data)
 
 
 class Classifier:
-    """A model folder's copy: float32 pixels [N, size, size, 3] -> softmax [N, classes]."""
+    """A model folder's copy: float32 pixels [N, size, size, 3] -> softmax [N, classes].
+    Raises :class:`DamagedCopy` if the head does not load or the backbone is not the one it names."""
 
     def __init__(self, backbone: bytes, head: bytes):
-        import io
-
+        try:
+            with np.load(io.BytesIO(head), allow_pickle=False) as weights:  # zip CRCs catch damage
+                self._kernel, self._bias = weights["kernel"], weights["bias"]
+                expected = str(weights["backbone_sha256"])
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            raise DamagedCopy(f"{HEAD_PATH} does not load ({type(err).__name__}: {err})") from None
+        if hashlib.sha256(backbone).hexdigest() != expected:
+            raise DamagedCopy(f"{BACKBONE_PATH} is not the backbone {HEAD_PATH} was written with "
+                              f"({len(backbone)} bytes, sha256 differs)")
         self._backbone = Runner(backbone)
         self.image_size = self._backbone.image_size
-        with np.load(io.BytesIO(head), allow_pickle=False) as weights:
-            self._kernel, self._bias = weights["kernel"], weights["bias"]
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         logits = self._backbone(pixels) @ self._kernel + self._bias

@@ -6,9 +6,12 @@ else through its ``serving_default`` signature (models pushed before the copy ex
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from tasks import fs
+from tasks.errors import HotdogInputError
 from tfx_pipeline import tflite
 
 
@@ -26,7 +29,12 @@ class Scorer:
         backbone, head = fs.join(model_dir, tflite.BACKBONE_PATH), fs.join(model_dir, tflite.HEAD_PATH)
         self.path = "tflite" if fs.exists(backbone) and fs.exists(head) else "saved_model"
         if self.path == "tflite":
-            self._runner = tflite.Classifier(fs.read_bytes(backbone), fs.read_bytes(head))
+            try:
+                self._runner = tflite.Classifier(fs.read_bytes(backbone), fs.read_bytes(head))
+            except tflite.DamagedCopy as err:
+                raise HotdogInputError(f"the model's TFLite copy in {model_dir} is damaged: {err}. Push the model "
+                                       f"again, or delete its {os.path.dirname(tflite.BACKBONE_PATH)} folder to "
+                                       f"score through its SavedModel") from None
             self.image_size = size = self._runner.image_size
             spec = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
             self._pixels = tf.function(lambda serialized: images.decode_batch(

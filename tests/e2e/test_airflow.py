@@ -27,6 +27,8 @@ def airflow(shared_images, tmp_path_factory):
     root = tmp_path_factory.mktemp("airflow")
     sets = small_datasets(shared_images, root, 20, ["baseline", "taco_bias"])
     workdir = str(root / "training")
+    (root / "training" / "airflow").mkdir(parents=True)
+    (root / "training" / "airflow" / "admin-password").write_text("-starts-with-a-dash")
     port = services.free_port()
     started = CliRunner().invoke(app, ["airflow", "start", "--workdir", workdir, "--port", str(port),
                                        "--backbone", "tiny", "--epochs", "2", "--min-accuracy", "0",

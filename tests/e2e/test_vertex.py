@@ -139,6 +139,9 @@ def test_the_fake_rejects_a_spec_without_executors():
     ("HOTDOG_VERTEX_PROJECT", None, "--backend vertex needs HOTDOG_VERTEX_PROJECT"),
     ("HOTDOG_VERTEX_IMAGE", None, "needs HOTDOG_VERTEX_IMAGE"),
     ("HOTDOG_VERTEX_ROOT", "/tmp/local", "HOTDOG_VERTEX_ROOT must be a gs:// prefix"),
+    ("HOTDOG_VERTEX_TRAINER_ACCELERATOR", "NVIDIA_TESLA_T4", "ACCELERATOR needs HOTDOG_VERTEX_TRAINER_MACHINE_TYPE"),
+    ("HOTDOG_VERTEX_BEAM_RUNNER", "spark", "HOTDOG_VERTEX_BEAM_RUNNER must be 'direct' or 'dataflow'"),
+    ("HOTDOG_VERTEX_DATAFLOW_MAX_WORKERS", "many", "HOTDOG_VERTEX_DATAFLOW_MAX_WORKERS must be a whole number"),
 ])
 def test_missing_vertex_settings_are_named(vertex_env, monkeypatch, unset, value, message):
     if value is None:
@@ -147,3 +150,36 @@ def test_missing_vertex_settings_are_named(vertex_env, monkeypatch, unset, value
         monkeypatch.setenv(unset, value)
     with pytest.raises(HotdogInputError, match=message):
         vertex.VertexSettings.from_env()
+
+
+def test_the_spec_runs_the_trainer_as_a_custom_job_and_the_beam_steps_on_dataflow(vertex_env, gcs, monkeypatch):
+    from tasks import training
+
+    gcs.makedirs("vertex-test/hotdog", exist_ok=True)
+    plain, _ = vertex.compile_and_upload(vertex.VertexSettings.from_env(), training.TrainSettings(backbone="tiny"))
+    for key, value in {"HOTDOG_VERTEX_TRAINER_MACHINE_TYPE": "n1-standard-8",
+                       "HOTDOG_VERTEX_TRAINER_ACCELERATOR": "NVIDIA_TESLA_T4:2",
+                       "HOTDOG_VERTEX_BEAM_RUNNER": "dataflow", "HOTDOG_VERTEX_DATAFLOW_MAX_WORKERS": "10"}.items():
+        monkeypatch.setenv(key, value)
+    scaled, _ = vertex.compile_and_upload(vertex.VertexSettings.from_env(), training.TrainSettings(backbone="tiny"))
+
+    def trainer_and_beam_args(uri):
+        spec = json.loads(gcs.cat_file(uri.removeprefix("gs://")))["pipelineSpec"]
+        assert_every_component_has_its_executor(spec)
+        label = spec["components"][spec["root"]["dag"]["tasks"]["Trainer"]["componentRef"]["name"]]["executorLabel"]
+        trainer = json.dumps(spec["deploymentSpec"]["executors"][label])
+        statistics = spec["components"][spec["root"]["dag"]["tasks"]["StatisticsGen"]["componentRef"]["name"]]
+        return trainer, json.dumps(spec["deploymentSpec"]["executors"][statistics["executorLabel"]])
+
+    trainer, beam = trainer_and_beam_args(plain)
+    assert "google_cloud_ai_platform" not in trainer and "--runner=DirectRunner" in beam
+    trainer, beam = trainer_and_beam_args(scaled)
+    assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in trainer
+    spec_text = json.dumps(json.loads(gcs.cat_file(scaled.removeprefix("gs://"))))
+    for expected in ('\\"machine_type\\": \\"n1-standard-8\\"', '\\"accelerator_type\\": \\"NVIDIA_TESLA_T4\\"',
+                     '\\"accelerator_count\\": 2', '\\"image_uri\\": \\"' + IMAGE):
+        assert expected in spec_text, expected
+    for flag in ("--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
+                 "--temp_location=gs://vertex-test/hotdog/dataflow-tmp", f"--sdk_container_image={IMAGE}",
+                 "--max_num_workers=10", "--service_account_email=pipelines@my-project.iam.gserviceaccount.com"):
+        assert flag in beam, flag

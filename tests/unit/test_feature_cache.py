@@ -62,6 +62,16 @@ def test_a_corrupt_file_is_moved_aside_and_its_images_recomputed(tmp_path):
     assert os.path.exists(path + ".corrupt")
 
 
+def test_a_file_another_run_moved_aside_is_recomputed(tmp_path):
+    cache = feature_cache.FeatureCache(str(tmp_path), "f")
+    cache.features([b"ab"], counting([]))
+    (stored,) = [os.path.join(cache.dir, p) for p in os.listdir(cache.dir) if p.endswith(".npz")]
+    os.rename(stored, stored + ".corrupt")  # between this run's listing and its read
+    assert cache._read_checked(stored) is None
+    calls = []
+    assert feature_cache.FeatureCache(str(tmp_path), "f").features([b"ab"], counting(calls))[1] == 1 and calls == [1]
+
+
 def test_partial_files_are_never_read(tmp_path):
     cache = feature_cache.FeatureCache(str(tmp_path), "f")
     os.makedirs(cache.dir)

@@ -1,8 +1,11 @@
-"""TFLite copies: the same outputs as the Keras model, whichever way a batch is split."""
+"""TFLite copies: the same outputs as the Keras model, whichever way a batch is split; a
+damaged copy is refused naming its file, before TFLite reads it."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tasks.errors import HotdogInputError
+from tasks.serving.scorer import Scorer
 from tfx_pipeline import tflite
 from tfx_pipeline.models import tiny
 
@@ -34,3 +37,21 @@ def test_classifier_copy_gives_the_softmax_of_the_model(backbone, tmp_path):
     got = classifier(pixels)
     assert np.abs(got - model(pixels, training=False).numpy()).max() < 1e-5
     assert np.allclose(got.sum(axis=1), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("damage", ["truncated backbone", "flipped backbone byte", "truncated head", "other backbone"])
+def test_a_damaged_copy_is_refused_naming_the_file(backbone, tmp_path, damage):
+    head = tf.keras.layers.Dense(3, activation="softmax")
+    head(backbone.output)
+    tflite.write_copy(str(tmp_path), tflite.convert(backbone), *head.get_weights())
+    target = tmp_path / (tflite.HEAD_PATH if "head" in damage else tflite.BACKBONE_PATH)
+    data = bytearray(target.read_bytes())
+    if damage.startswith("truncated"):
+        data = data[:len(data) // 2]
+    elif damage.startswith("flipped"):
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = bytearray(tflite.convert(tiny.feature_extractor(32)))
+    target.write_bytes(bytes(data))
+    with pytest.raises(HotdogInputError, match=f"TFLite copy in {tmp_path} is damaged: .*{target.name}"):
+        Scorer(str(tmp_path))
