@@ -560,7 +560,8 @@ def serve(state_dir: Optional[str] = typer.Option(None, help="Server/worker stat
           model_port: int = typer.Option(SERVER.port, help="Port of that model server on 127.0.0.1."),
           runs_in: RunsIn = typer.Option(RunsIn.worker, help="What starts the deployments' runs: a process "
                                                              "worker on work pool 'hotdog', or one process serving "
-                                                             "them (runs start within about a second).")):
+                                                             "them (no worker poll, no 'prefect' command per run: "
+                                                             "runs start seconds sooner).")):
     """Start a local Prefect server, the deployments and what runs them (a worker on work pool +
     queue, or a serving process), and optionally the bridge and a model server."""
     from flows import serve as stack

@@ -21,7 +21,6 @@ from tasks.errors import HotdogInputError
 
 POOL, QUEUE = "hotdog", "retraining"
 PREFECT_FILE = os.path.join(settings.PROJECT_ROOT, "deployments", "prefect.yaml")
-DEPLOYMENTS = ("manual", "nightly", "retrain-on-upload")  # the names in PREFECT_FILE
 
 
 class RunsIn(str, enum.Enum):
@@ -101,21 +100,29 @@ def start(state_dir: str, port: int, deploy_env: dict[str, str], bridge_args: li
     return api_url(port)
 
 
+def deployment_names() -> list[str]:
+    """The names of PREFECT_FILE's deployments, sorted."""
+    import yaml
+
+    with open(PREFECT_FILE) as handle:
+        return sorted(spec["name"] for spec in yaml.safe_load(handle)["deployments"])
+
+
 def wait_served(state_dir: str, url: str, timeout: float = 300) -> None:
     """Wait until the runner has polled for runs of every deployment (their status READY)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    deadline = time.monotonic() + timeout
+    names, deadline = deployment_names(), time.monotonic() + timeout
     with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             if not services.running(state_dir, "runner"):
                 raise RuntimeError(f"the deployments' runner exited at start; see "
                                    f"{os.path.join(state_dir, 'runner.log')}")
             found = client.read_deployments(deployment_filter=DeploymentFilter(
-                name=DeploymentFilterName(any_=list(DEPLOYMENTS))))
-            if sorted(d.name for d in found if d.status and d.status.value == "READY") == sorted(DEPLOYMENTS):
+                name=DeploymentFilterName(any_=names)))
+            if sorted(d.name for d in found if d.status and d.status.value == "READY") == names:
                 return
             time.sleep(0.5)
     raise RuntimeError(f"the deployments were not served within {timeout:.0f} s; see "

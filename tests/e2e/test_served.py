@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.serve import DEPLOYMENTS, api_url
+from flows.serve import api_url, deployment_names
 from tasks import gcs_bridge, services
 from tasks.gcs_events import EVENT_NAME
 from tests.e2e.conftest import client_call
@@ -35,7 +35,7 @@ def served(tmp_path_factory):
 
 def test_the_served_deployments_have_the_limits_and_schedule_of_the_worker_ones(served):
     deployments = {d.name: d for d in client_call(served["url"], lambda c: c.read_deployments())}
-    assert sorted(deployments) == sorted(DEPLOYMENTS)
+    assert sorted(deployments) == deployment_names()
     assert all(d.work_pool_name is None and d.status.value == "READY" for d in deployments.values())
     assert [getattr(d.global_concurrency_limit, "limit", d.concurrency_limit) for d in deployments.values()] == [1, 1, 1]
     [schedule] = deployments["nightly"].schedules

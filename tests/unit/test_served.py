@@ -11,7 +11,7 @@ def test_served_deployments_are_the_prefect_yaml_ones(monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     by_name = {options["name"]: (flow, options) for flow, options in served.flows_to_serve(serve.PREFECT_FILE)}
-    assert sorted(by_name) == sorted(serve.DEPLOYMENTS)
+    assert sorted(by_name) == serve.deployment_names() == ["manual", "nightly", "retrain-on-upload"]
     assert {name: flow.name for name, (flow, _) in by_name.items()} == {
         "manual": "hotdog-run", "nightly": "train", "retrain-on-upload": "retrain-on-upload"}
     assert all(options["concurrency_limit"] == 1 for _, options in by_name.values())
