@@ -42,6 +42,11 @@ class Compat(str, Enum):
 
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show the full log (TensorFlow, Beam, Prefect) live.")
+RUNNER = typer.Option(Runner.direct, help="Beam runner.")
+WORKERS = typer.Option(1, help="Worker processes (direct: multi_processing when > 1; dask without --dask-address: "
+                               "a local cluster's).")
+DASK_ADDRESS = typer.Option(None, help="HOST:PORT of a dask.distributed scheduler for --runner dask (default: "
+                                       "start a local cluster of --workers processes).")
 DATAFLOW = "Dataflow (--runner dataflow)"
 PROJECT = typer.Option(None, help="Google Cloud project of the job.", rich_help_panel=DATAFLOW)
 REGION = typer.Option(None, help="Region of the job, e.g. europe-west1.", rich_help_panel=DATAFLOW)
@@ -110,12 +115,7 @@ def ingest(source: str = typer.Argument(..., help="Folder-per-category image tre
            max_per_category: Optional[int] = typer.Option(None, help="Accept at most N images per category."),
            max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Reject images with more pixels (decompression "
                                                                    "bombs)."),
-           runner: Runner = typer.Option(Runner.direct, help="Beam runner."),
-           workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1; "
-                                               "dask without --dask-address: a local cluster's)."),
-           dask_address: Optional[str] = typer.Option(None, help="HOST:PORT of a dask.distributed scheduler for "
-                                                                 "--runner dask (default: start a local cluster "
-                                                                 "of --workers processes)."),
+           runner: Runner = RUNNER, workers: int = WORKERS, dask_address: Optional[str] = DASK_ADDRESS,
            project: Optional[str] = PROJECT, region: Optional[str] = REGION,
            temp_location: Optional[str] = TEMP_LOCATION, staging_location: Optional[str] = STAGING_LOCATION,
            sdk_container_image: Optional[str] = SDK_CONTAINER_IMAGE, service_account: Optional[str] = SERVICE_ACCOUNT,
@@ -145,12 +145,7 @@ def datasets(source: str = typer.Argument(..., help="An ingest output folder (or
              compat: Optional[Compat] = typer.Option(None, help="'original': reproduce the notebook's TFRecords."),
              shards: int = typer.Option(1, help="Output files per data set."),
              gzip: bool = typer.Option(False, help="GZIP-compress the TFRecords."),
-             runner: Runner = typer.Option(Runner.direct, help="Beam runner."),
-             workers: int = typer.Option(1, help="Worker processes (direct: multi_processing when > 1; "
-                                                 "dask without --dask-address: a local cluster's)."),
-             dask_address: Optional[str] = typer.Option(None, help="HOST:PORT of a dask.distributed scheduler for "
-                                                                   "--runner dask (default: start a local cluster "
-                                                                   "of --workers processes)."),
+             runner: Runner = RUNNER, workers: int = WORKERS, dask_address: Optional[str] = DASK_ADDRESS,
              project: Optional[str] = PROJECT, region: Optional[str] = REGION,
              temp_location: Optional[str] = TEMP_LOCATION, staging_location: Optional[str] = STAGING_LOCATION,
              sdk_container_image: Optional[str] = SDK_CONTAINER_IMAGE,
