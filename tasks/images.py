@@ -6,7 +6,11 @@ BMP). The header is read first (Pillow, no pixel decode) so an image claiming mo
 """
 from __future__ import annotations
 
+import atexit
+import concurrent.futures
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import warnings
@@ -23,7 +27,9 @@ def max_file_bytes(max_pixels: int) -> int:
     uncompressed RGBA BMP) plus 1 MiB of headers and metadata; larger files are not read."""
     return 4 * max_pixels + 2**20
 
-EAGER_DECODES = 32
+EAGER_DECODES = 32  # up to this many files are decoded one by one: no compiled call to set up
+DECODE_CHUNK = 256  # files per compiled decode call, while the next chunk's headers are read
+DECODE_PARALLEL = 8  # images decoded at once by a call: bounds its memory to 8 decoded images
 
 # Formats tf.io.decode_image decodes in TF 2.16, by Pillow's format name.
 TF_DECODABLE = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
@@ -63,22 +69,53 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageChe
     return inspect_images([data], max_pixels)[0]
 
 
-def inspect_images(blobs: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[ImageCheck]:
-    """:func:`inspect_image` for many files at once; the full decodes run in parallel in TF."""
-    checks = [_check_header(data, max_pixels) for data in blobs]
-    pending = [i for i, check in enumerate(checks) if check.reason is None]
-    decoded = _decodable([blobs[i] for i in pending])
-    for i, ok in zip(pending, decoded):
-        if not ok:
-            error = _decode_error(blobs[i])  # only failures are decoded again, for the message
-            reason = TRUNCATED if _lacks_end_marker(blobs[i], checks[i].format) else CORRUPT
-            checks[i] = dataclasses.replace(checks[i], reason=reason, detail=error or "TensorFlow cannot decode it")
-    return checks
+def inspect_images(blobs: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
+                   known: dict[str, ImageCheck] | None = None) -> list[ImageCheck]:
+    """:func:`inspect_image` for many files at once: the headers of one chunk of
+    ``DECODE_CHUNK`` files are read in this thread while TensorFlow fully decodes the
+    previous chunk's valid headers on every core.
+
+    Equal bytes get the same check without a second header read or decode: within the call,
+    and against ``known`` (sha256 -> check at this ``max_pixels``), to which new checks are
+    added."""
+    known = {} if known is None else known
+    digests = [hashlib.sha256(data).hexdigest() for data in blobs]
+    first = {}  # sha256 -> index of its first blob in this call that was not known
+    checks: list[ImageCheck | None] = [None] * len(blobs)
+    decodes = []
+    with contextlib.ExitStack() as stack:
+        submit = _run_now  # one chunk has nothing to overlap with
+        if len(blobs) > DECODE_CHUNK:
+            submit = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1, "hotdog-decode")).submit
+        for start in range(0, len(blobs), DECODE_CHUNK):
+            pending = []
+            for i in range(start, min(start + DECODE_CHUNK, len(blobs))):
+                if digests[i] in known or first.setdefault(digests[i], i) != i:
+                    continue
+                checks[i] = _check_header(blobs[i], digests[i], max_pixels)
+                if checks[i].reason is None:
+                    pending.append(i)
+            if pending:
+                decodes.append((pending, submit(_decodable, [blobs[i] for i in pending])))
+        for pending, decoded in decodes:
+            for i, ok in zip(pending, decoded.result()):
+                if not ok:
+                    error = _decode_error(blobs[i])  # only failures are decoded again, for the message
+                    reason = TRUNCATED if _lacks_end_marker(blobs[i], checks[i].format) else CORRUPT
+                    checks[i] = dataclasses.replace(checks[i], reason=reason,
+                                                    detail=error or "TensorFlow cannot decode it")
+    known.update((digests[i], checks[i]) for i in first.values())
+    return [known[digest] for digest in digests]
 
 
-def _check_header(data: bytes, max_pixels: int) -> ImageCheck:
+def _run_now(fn, *args) -> concurrent.futures.Future:
+    future = concurrent.futures.Future()
+    future.set_result(fn(*args))
+    return future
+
+
+def _check_header(data: bytes, digest: str, max_pixels: int) -> ImageCheck:
     """Everything short of the full decode: emptiness, format from content, size limit."""
-    digest = hashlib.sha256(data).hexdigest()
     base = {"sha256": digest, "size_bytes": len(data)}
     if not data:
         return ImageCheck(**base, reason=EMPTY, detail="file has 0 bytes")
@@ -119,24 +156,41 @@ def _lacks_end_marker(data: bytes, fmt: str | None) -> bool:
 
 
 def _decodable(blobs: list[bytes]) -> list[bool]:
-    """Whether TensorFlow fully decodes each blob: up to ``EAGER_DECODES`` one after the other
-    (building a tf.data pipeline costs ~20 ms, one decode well under 1 ms), more on every core
-    through tf.data."""
+    """Whether TensorFlow fully decodes each blob: up to ``EAGER_DECODES`` one after the other,
+    more in one compiled call on every core; where that call fails, one by one to find which."""
     if len(blobs) <= EAGER_DECODES:
         return [_decode_error(data) is None for data in blobs]
     import tensorflow as tf  # imported lazily: workers pay for it once, listing never
 
-    def decode(index, data):
-        return index, tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))[0]
+    try:
+        _compiled_decode()(tf.constant(blobs, dtype=tf.string))
+    except _decode_errors():
+        return [_decode_error(data) is None for data in blobs]
+    return [True] * len(blobs)
 
-    dataset = (tf.data.Dataset.from_tensor_slices((tf.range(len(blobs)), tf.constant(blobs, dtype=tf.string)))
-               .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-               .ignore_errors()  # a failed decode drops that element; its index is then missing
-               .batch(len(blobs)))
-    ok = set()
-    for indices, _ in dataset.as_numpy_iterator():
-        ok.update(indices.tolist())
-    return [i in ok for i in range(len(blobs))]
+
+@functools.cache
+def _compiled_decode():
+    """A traced function decoding a 1-D string tensor of images, ``DECODE_PARALLEL`` at a time;
+    it raises if any of them does not decode."""
+    import tensorflow as tf
+
+    def decode(data):
+        return tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))[0]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+    def decode_all(blobs):
+        return tf.map_fn(decode, blobs, fn_output_signature=tf.int32, parallel_iterations=DECODE_PARALLEL)
+
+    atexit.register(_compiled_decode.cache_clear)  # released while TensorFlow is still loaded
+    return decode_all
+
+
+def _decode_errors() -> tuple[type[Exception], ...]:
+    """TensorFlow's errors for bytes that do not decode (the image's fault, not the machine's)."""
+    import tensorflow as tf
+
+    return tf.errors.InvalidArgumentError, tf.errors.UnknownError
 
 
 def _decode_error(data: bytes) -> str | None:
@@ -145,6 +199,6 @@ def _decode_error(data: bytes) -> str | None:
 
     try:
         tf.io.decode_image(data, channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
+    except _decode_errors() as err:
         return err.message.split("[Op:")[0].split("}}")[-1].strip()
     return None

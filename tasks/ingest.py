@@ -35,6 +35,7 @@ SHARD_LIST = "shards.jsonl"  # staging only: the shard files the job wrote
 SHARD_BYTES = 128 * 2**20  # target TFRecord shard size; also bounds the memory of one shard group
 BATCH_FILES = 1024  # files per Beam element: amortises per-element and per-decode-batch overhead
 BATCH_BYTES = 256 * 2**20  # ...and at most this many bytes of them, so a worker holds about one batch
+KNOWN_CHECKS = 50_000  # checks a worker keeps by content (~20 MB), so a duplicate is not decoded again
 OUTCOMES = ("accepted", "duplicate", "review_rejected", "over_cap", "invalid")
 OWNED_PATTERNS = ("*/part-*-of-*.tfrecord", MANIFEST)
 
@@ -110,25 +111,33 @@ class InspectBatch(beam.DoFn):
         self.listing_uri, self.max_pixels, self.review = listing_uri, max_pixels, review
         self.shard_counts, self.total = shard_counts, total
         self.files: list[SourceFile] = []
+        self.known: dict[str, images.ImageCheck] = {}
 
     def setup(self):
         self.files = [SourceFile(**row) for row in read_json_lines(self.listing_uri)]
 
     def process(self, span: tuple[int, int]):
         batch = self.files[span[0]:span[1]]
-        rows, readable = [], []
+        rows, to_read, readable = [], [], []
         for source in batch:
             settled = self._settle_before_reading(source)
-            if settled is not None:
+            if settled is None:
+                to_read.append(source)
+            else:
                 rows.append(settled)
-                continue
-            try:
-                readable.append((source, fs.read_bytes(source.uri)))
-            except UNREADABLE_ERRORS as err:  # the file's own problem; any other OSError fails the job
+        for source, data in zip(to_read, fs.read_many([source.uri for source in to_read])):
+            if isinstance(data, UNREADABLE_ERRORS):  # the file's own problem
                 rows.append({"path": source.rel, "category": source.category, "outcome": "invalid",
-                             "reason": images.UNREADABLE, "detail": str(err)})
+                             "reason": images.UNREADABLE, "detail": str(data)})
+            elif isinstance(data, Exception):  # any other error is the infrastructure's: the job fails
+                raise data
+            else:
+                readable.append((source, data))
+        if len(self.known) > KNOWN_CHECKS:
+            self.known.clear()
+        checks = images.inspect_images([d for _, d in readable], self.max_pixels, self.known)
         valid = collections.defaultdict(list)
-        for (source, data), check in zip(readable, images.inspect_images([d for _, d in readable], self.max_pixels)):
+        for (source, data), check in zip(readable, checks):
             row = {"path": source.rel, "category": source.category, "sha256": check.sha256,
                    "size_bytes": check.size_bytes, "format": check.format, "width": check.width,
                    "height": check.height}
@@ -253,7 +262,7 @@ def build_pipeline(p: beam.Pipeline, listing: Listing, review: dict[str, set[str
     # The listing travels as a file, not inside the job graph (a big Create bloats and slows it).
     listing_uri = fs.join(stage, "listing.jsonl")
     fs.write_bytes_atomic(listing_uri, "".join(
-        json.dumps(dataclasses.asdict(f), ensure_ascii=False) + "\n" for f in listing.files).encode())
+        json.dumps(vars(f), ensure_ascii=False) + "\n" for f in listing.files).encode())
     total = len(listing.files)
     spans = batch_spans([f.size for f in listing.files])
     inspected = (p | "Batches" >> beam.Create(spans)

@@ -17,19 +17,24 @@ def _tf():
     return tf
 
 
-def _bytes(*values: bytes):
-    tf = _tf()
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+def _bytes(*values: bytes) -> tuple[str, tuple]:
+    return "bytes_list", values
 
 
-def _ints(*values: int):
-    tf = _tf()
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+def _ints(*values: int) -> tuple[str, tuple]:
+    return "int64_list", values
 
 
-def serialize(features: dict) -> bytes:
-    tf = _tf()
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
+def serialize(features: dict[str, tuple[str, tuple]]) -> bytes:
+    """A tf.train.Example of ``features`` (name -> :func:`_bytes` or :func:`_ints`), filled in
+    place (no Feature objects built first: half the time), serialised deterministically."""
+    from tensorflow.core.example import example_pb2  # the class behind tf.train.Example
+
+    example = example_pb2.Example()
+    feature = example.features.feature
+    for name, (kind, values) in features.items():
+        getattr(feature[name], kind).value.extend(values)
+    return example.SerializeToString(deterministic=True)
 
 
 def ingested_example(image: bytes, category: str, sha256: str, source: str, width: int, height: int,

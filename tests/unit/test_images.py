@@ -68,3 +68,35 @@ def test_system_files(name):
 
 def test_ordinary_names_are_not_system_files():
     assert not images.is_system_file("food/thumbs up.jpeg")
+
+
+def test_many_files_get_the_outcome_each_gets_alone():
+    """Over several compiled decode chunks, a bad file anywhere fails only itself."""
+    good = [image_bytes("JPEG", (20 + i % 7, 16), color=(i % 256, 40, 90)) for i in range(2 * images.DECODE_CHUNK + 40)]
+    truncated = image_bytes("JPEG", (120, 90), noise=True)
+    corrupt = bytearray(image_bytes("PNG", (64, 64), noise=True))
+    corrupt[100:200] = b"\x00" * 100
+    blobs = list(good)
+    blobs[3] = truncated[: len(truncated) // 2]
+    blobs[images.DECODE_CHUNK + 5] = bytes(corrupt)
+    blobs[-1] = b""
+    checks = images.inspect_images(blobs)
+    assert [c.reason for c in checks] == [images.inspect_image(b).reason for b in blobs]
+    assert {i: c.reason for i, c in enumerate(checks) if c.reason} == {
+        3: "truncated", images.DECODE_CHUNK + 5: "corrupt", len(blobs) - 1: "empty"}
+    assert [c.sha256 for c in checks] == [images.inspect_image(b).sha256 for b in blobs]
+
+
+def test_equal_bytes_are_checked_once(monkeypatch):
+    valid, truncated = image_bytes("JPEG", (40, 30)), image_bytes("JPEG", (120, 90), noise=True)[:900]
+    known = {}
+    first = images.inspect_images([valid, truncated, valid, truncated], known=known)
+    assert [c.reason for c in first] == [None, "truncated", None, "truncated"]
+    assert set(known) == {first[0].sha256, first[1].sha256}
+
+    def fail(*args):
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(images, "_check_header", fail)
+    monkeypatch.setattr(images, "_decodable", fail)
+    assert images.inspect_images([truncated, valid], known=known) == [first[1], first[0]]

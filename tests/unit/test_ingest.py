@@ -177,14 +177,13 @@ def test_an_io_error_fails_the_job_instead_of_rejecting_the_file(tree, tmp_path,
     import errno
 
     out = str(tmp_path / "out")
-    read = ingest.fs.read_bytes
+    read = ingest.fs.read_many
 
-    def flaky(uri):
-        if uri.endswith("taco_1.jpeg"):
-            raise OSError(errno.EIO, "Input/output error", uri)
-        return read(uri)
+    def flaky(uris):
+        return [OSError(errno.EIO, "Input/output error", uri) if uri.endswith("taco_1.jpeg") else data
+                for uri, data in zip(uris, read(uris))]
 
-    monkeypatch.setattr(ingest.fs, "read_bytes", flaky)
+    monkeypatch.setattr(ingest.fs, "read_many", flaky)
     with pytest.raises(Exception, match="Input/output error"):
         ingest.run_ingest(tree, out)
     assert not os.path.exists(os.path.join(out, "summary.json"))
@@ -194,8 +193,13 @@ def test_a_file_too_big_for_any_image_within_the_pixel_limit_is_not_read(tmp_pat
     from tests.conftest import image_bytes, write_tree
 
     source = write_tree(tmp_path / "src", {"food/small.jpeg": image_bytes(), "food/huge.jpeg": b"\0" * (2**20 + 5000)})
-    read = ingest.fs.read_bytes
-    monkeypatch.setattr(ingest.fs, "read_bytes", lambda uri: read(uri) if "huge" not in uri else pytest.fail(uri))
+    read = ingest.fs.read_many
+
+    def read_small(uris):
+        assert not [uri for uri in uris if "huge" in uri]
+        return read(uris)
+
+    monkeypatch.setattr(ingest.fs, "read_many", read_small)
     summary = ingest.run_ingest(source, str(tmp_path / "out"), max_pixels=1000)
     rows = {r["path"]: r for r in ingest.read_json_lines(str(tmp_path / "out" / ingest.MANIFEST))}
     assert (rows["food/huge.jpeg"]["outcome"], rows["food/huge.jpeg"]["reason"]) == ("invalid", "too_large")
