@@ -5,6 +5,10 @@ export PYTHONPATH := $(CURDIR)
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
+# Tests run on one worker process per core (at most 4): a module, and the modules on the shared
+# `hotdog serve` stack, stay on one worker (tests/conftest.py). PARALLEL= runs them in one process.
+PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
+
 .PHONY: env run demo test test-fast bench lock
 
 env:
@@ -19,10 +23,10 @@ demo: env
 		--min-accuracy 0 --max-regression 1
 
 test: env
-	$(PY) -m pytest -p no:cacheprovider --durations=15
+	$(PY) -m pytest -p no:cacheprovider $(PARALLEL) --durations=15
 
 test-fast: env
-	$(PY) -m pytest -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -p no:cacheprovider $(PARALLEL) -m "not slow"
 
 bench: env
 	$(PY) bench/ingest.py

@@ -68,6 +68,24 @@ def small_datasets(shared_images: str, root, per_category: int, names: list[str]
     return {name: str(root / "sets" / name) for name in names}
 
 
+STACK_TESTS = "tests/e2e/stack/"  # modules on the session's `hotdog serve` stack (tests/e2e/conftest.py)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``pytest -n N --dist loadfile`` (pytest-xdist) a module runs on one worker, so its
+    module fixtures start once, and STACK_TESTS share one worker, so the stack starts once."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByModule(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return STACK_TESTS if module.startswith(STACK_TESTS) else module
+
+    return ByModule(config, log)
+
+
 @pytest.fixture
 def tree(tmp_path):
     return small_tree(tmp_path / "images")

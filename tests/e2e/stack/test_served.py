@@ -12,7 +12,7 @@ from flows.serve import api_url, deployment_names
 from tasks import gcs_bridge, services
 from tasks.gcs_events import EVENT_NAME
 from tests.e2e.conftest import client_call
-from tests.e2e.test_deployments import wait_for_runs
+from tests.e2e.stack.test_deployments import wait_for_runs
 
 pytestmark = pytest.mark.slow
 BUCKET, PREFIX = "served-uploads", "in/"
