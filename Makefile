@@ -6,7 +6,8 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 # Tests run on one worker process per core (at most 4): a module, and the modules on the shared
-# `hotdog serve` stack, stay on one worker (tests/conftest.py). PARALLEL= runs them in one process.
+# `hotdog serve` stack (tests/e2e/stack/), stay on one worker (tests/conftest.py), in collection
+# order, so the two longest (the stack, Airflow) start first. PARALLEL= runs them in one process.
 PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 .PHONY: env run demo test test-fast bench lock
