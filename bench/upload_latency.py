@@ -37,6 +37,19 @@ def run_for(url, generation):
     return next((r for r in runs if r.parameters.get("generation") == generation), None)
 
 
+def is_run_process(process, starter: int) -> bool:
+    """A live process under the starter other than multiprocessing's helpers (its resource
+    tracker and fork server, children of the starter that stay); a child not yet reaped (a
+    zombie) is not running. A run forked by the fork server is the server's child."""
+    import psutil
+
+    try:
+        helper = any(name in " ".join(process.cmdline()) for name in ("resource_tracker", "forkserver"))
+        return not (helper and process.ppid() == starter)
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return False
+
+
 def wait_until_ended(url, run_id, state_dir):
     """Until the run is final and its process has exited (the serving process holds its one slot
     until then), so the next upload never queues behind it."""
@@ -47,8 +60,7 @@ def wait_until_ended(url, run_id, state_dir):
     starter = services.running(state_dir, "runner") or services.running(state_dir, "worker")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        runs = [p for p in psutil.Process(starter).children()
-                if "resource_tracker" not in " ".join(p.cmdline())]  # multiprocessing's helper stays
+        runs = [p for p in psutil.Process(starter).children(recursive=True) if is_run_process(p, starter)]
         if client_call(url, lambda c: c.read_flow_run(run_id)).state.is_final() and not runs:
             return
         time.sleep(0.2)
