@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -102,8 +103,9 @@ class InspectBatch(beam.DoFn):
     """Read, validate and measure a batch of files.
 
     Yields ('rows', [manifest rows]) for files that are settled here (invalid, review
-    rejected) and ('images', ((category, shard), [(row, bytes), ...])) for valid images,
+    rejected) and ('images', ((category, shard), [(row, uri), ...])) for valid images,
     where equal bytes always land in the same shard, so dedupe within a shard is complete.
+    The bytes stay behind: the shard's writer reads the winners again.
     """
 
     def __init__(self, listing_uri: str, max_pixels: int, review: dict[str, set[str]],
@@ -137,7 +139,7 @@ class InspectBatch(beam.DoFn):
             self.known.clear()
         checks = images.inspect_images([d for _, d in readable], self.max_pixels, self.known)
         valid = collections.defaultdict(list)
-        for (source, data), check in zip(readable, checks):
+        for (source, _), check in zip(readable, checks):
             row = {"path": source.rel, "category": source.category, "sha256": check.sha256,
                    "size_bytes": check.size_bytes, "format": check.format, "width": check.width,
                    "height": check.height}
@@ -145,7 +147,7 @@ class InspectBatch(beam.DoFn):
                 rows.append({**row, "outcome": "invalid", "reason": check.reason, "detail": check.detail})
             else:
                 shard = int(check.sha256[:8], 16) % self.shard_counts[source.category]
-                valid[(source.category, shard)].append((row, data))
+                valid[(source.category, shard)].append((row, source.uri))
         _Progress.advance(len(batch), self.total)
         if rows:
             yield "rows", rows
@@ -175,8 +177,8 @@ def _first_path_wins(keyed):
     """One shard's valid images: per sha256 the first path is kept, later ones are duplicates."""
     key, batches = keyed
     winners, duplicates = {}, []
-    for row, data in sorted((item for batch in batches for item in batch), key=lambda item: item[0]["path"]):
-        first = winners.setdefault(row["sha256"], (row, data))
+    for row, uri in sorted((item for batch in batches for item in batch), key=lambda item: item[0]["path"]):
+        first = winners.setdefault(row["sha256"], (row, uri))
         if first[0] is not row:
             duplicates.append({**row, "outcome": "duplicate", "reason": "same_sha256",
                                "duplicate_of": first[0]["path"]})
@@ -196,7 +198,8 @@ def _over_cap(keyed, cap: int):
 
 
 class WriteShard(beam.DoFn):
-    """Write one shard's accepted images as a TFRecord file (sorted by path) under ``stage``.
+    """Write one shard's accepted images as a TFRecord file (sorted by path) under ``stage``,
+    reading each again and checking it still has the sha256 it was validated with.
 
     Yields ('rows', [accepted and over-cap rows]) and ('shard', {file, records}).
     """
@@ -206,15 +209,17 @@ class WriteShard(beam.DoFn):
 
     def process(self, keyed):
         (category, shard), winners, over_cap = self._unpack(keyed)
-        accepted = [(row, data) for row, data in winners if row["path"] not in over_cap]
+        accepted = [(row, uri) for row, uri in winners if row["path"] not in over_cap]
         rows = [{**row, "outcome": "over_cap", "reason": "max_per_category"}
                 for row, _ in winners if row["path"] in over_cap]
         rows += [{**row, "outcome": "accepted", "reason": None} for row, _ in accepted]
         yield "rows", rows
         if accepted:
             rel = f"{category}/part-{shard:05d}-of-{self.shard_counts[category]:05d}.tfrecord"
-            records = (tfrecords.ingested_example(data, category, row["sha256"], row["path"], row["width"],
-                                                  row["height"], row["format"]) for row, data in accepted)
+            contents = fs.read_many([uri for _, uri in accepted])
+            records = (tfrecords.ingested_example(_unchanged(data, row), category, row["sha256"], row["path"],
+                                                  row["width"], row["height"], row["format"])
+                       for (row, _), data in zip(accepted, contents))
             count = tfrecords.write_file(records, fs.join(self.stage, rel))
             yield "shard", {"file": rel, "records": count}
 
@@ -225,6 +230,17 @@ class WriteShard(beam.DoFn):
             (winners,), (over_cap,) = value["winners"], value["over_cap"]
             return key, winners, set(over_cap)
         return key, value, set()
+
+
+def _unchanged(data: bytes | Exception, row: dict) -> bytes:
+    """The bytes of an accepted file read again, if they are still those it was validated with."""
+    if isinstance(data, UNREADABLE_ERRORS) or (isinstance(data, bytes) and hashlib.sha256(data).hexdigest() != row["sha256"]):
+        raise HotdogInputError(
+            f"{row['path']} changed or disappeared while it was being ingested (validated with sha256 "
+            f"{row['sha256']}); nothing was committed; run the ingestion again once the folder is complete")
+    if isinstance(data, Exception):  # the infrastructure's error: the job fails
+        raise data
+    return data
 
 
 def _shard_counts(listing: Listing) -> dict[str, int]:

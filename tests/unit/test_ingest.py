@@ -189,6 +189,33 @@ def test_an_io_error_fails_the_job_instead_of_rejecting_the_file(tree, tmp_path,
     assert not os.path.exists(os.path.join(out, "summary.json"))
 
 
+@pytest.mark.parametrize("second_read", [
+    lambda uri, data: data + b"appended after validation",
+    lambda uri, data: FileNotFoundError(2, "No such file or directory", uri),
+])
+def test_a_file_that_changes_after_validation_fails_the_job_naming_it(tree, tmp_path, monkeypatch, second_read):
+    """Accepted files are read again when their shard is written; bytes that are no longer the
+    validated ones (or a file that is gone) are never written: the job fails, commits nothing, and
+    the earlier output stays as it was, marked incomplete as after any failed run."""
+    out = str(tmp_path / "out")
+    ingest.run_ingest(tree, out)
+    committed = output_bytes(out)
+    read, seen = ingest.fs.read_many, set()
+
+    def changing(uris):
+        results = []
+        for uri, data in zip(uris, read(uris)):
+            results.append(second_read(uri, data) if uri in seen and uri.endswith("taco_1.jpeg") else data)
+            seen.add(uri)
+        return results
+
+    monkeypatch.setattr(ingest.fs, "read_many", changing)
+    with pytest.raises(HotdogInputError, match="taco/taco_1.jpeg changed or disappeared while it was being ingested"):
+        ingest.run_ingest(tree, out)
+    published = {path: data for path, data in output_bytes(out).items() if not path.startswith(staging.STAGING_PREFIX)}
+    assert published == {path: data for path, data in committed.items() if path != "summary.json"}
+
+
 def test_a_file_too_big_for_any_image_within_the_pixel_limit_is_not_read(tmp_path, monkeypatch):
     from tests.conftest import image_bytes, write_tree
 
