@@ -189,12 +189,13 @@ def _export(model, serving_model_dir: str, size: int, classes: list[str], stats:
     if len(classes) != model.output.shape[-1]:
         raise ValueError(f"{len(classes)} class names {classes} for a model of {model.output.shape[-1]} outputs")
 
+    names = tf.constant(classes)
+    examples = tf.TensorSpec([None], tf.string, name="examples")
+
+    @tf.function(input_signature=[examples], autograph=False)  # traced once, called by both signatures
     def probabilities(serialized):
         parsed = tf.io.parse_example(serialized, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
         return model(images.decode_batch(parsed[IMAGE_KEY], size), training=False)
-
-    names = tf.constant(classes)
-    examples = tf.TensorSpec([None], tf.string, name="examples")
 
     @tf.function(input_signature=[examples], autograph=False)
     def serve(serialized):
