@@ -234,7 +234,8 @@ class WriteShard(beam.DoFn):
 
 def _unchanged(data: bytes | Exception, row: dict) -> bytes:
     """The bytes of an accepted file read again, if they are still those it was validated with."""
-    if isinstance(data, UNREADABLE_ERRORS) or (isinstance(data, bytes) and hashlib.sha256(data).hexdigest() != row["sha256"]):
+    changed = isinstance(data, bytes) and hashlib.sha256(data).hexdigest() != row["sha256"]
+    if changed or isinstance(data, UNREADABLE_ERRORS):
         raise HotdogInputError(
             f"{row['path']} changed or disappeared while it was being ingested (validated with sha256 "
             f"{row['sha256']}); nothing was committed; run the ingestion again once the folder is complete")
