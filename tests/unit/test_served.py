@@ -57,6 +57,15 @@ def test_prefect_takes_a_runs_process_from_the_context_given_for_spawn(monkeypat
     assert len(started) == 1
 
 
+def facts_printed_by(script: str) -> dict:
+    """The JSON object on the last line that ``script`` prints, run in a fresh interpreter with
+    ENV set (a fork server and Prefect's patched module stay out of the test process)."""
+    result = subprocess.run([sys.executable, "-c", script], cwd=settings.PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, **ENV, "PYTHONPATH": settings.PROJECT_ROOT})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def report_process(queue) -> None:
     """Run in the forked process: its parent and whether the preloaded module was there before."""
     queue.put({"parent": os.getppid(), "preloaded": "tabnanny" in sys.modules})
@@ -75,10 +84,7 @@ def test_a_runs_process_is_forked_from_a_server_with_the_modules_imported():
         "process.start(); process.join()\n"
         "print(json.dumps({'me': os.getpid(), 'method': context.get_start_method(),\n"
         "                  'exitcode': process.exitcode, **queue.get()}))\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=settings.PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": settings.PROJECT_ROOT})
-    assert result.returncode == 0, result.stderr
-    facts = json.loads(result.stdout.splitlines()[-1])
+    facts = facts_printed_by(script)
     assert facts["method"] == "forkserver" and facts["exitcode"] == 0
     assert facts["preloaded"] and facts["parent"] != facts["me"]
 
@@ -94,9 +100,6 @@ def test_the_fork_server_imports_no_tensorflow_and_starts_no_thread():
         "for name in modules: importlib.import_module(name)\n"
         "print(json.dumps({'modules': modules, 'tensorflow': 'tensorflow' in sys.modules,\n"
         "                  'threads': threading.active_count()}))\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=settings.PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, **ENV, "PYTHONPATH": settings.PROJECT_ROOT})
-    assert result.returncode == 0, result.stderr
-    facts = json.loads(result.stdout.splitlines()[-1])
+    facts = facts_printed_by(script)
     assert {"prefect.flow_engine", "flows.upload_flow", "flows.train_flow", "flows.run_flow"} <= set(facts["modules"])
     assert not facts["tensorflow"] and facts["threads"] == 1
