@@ -143,12 +143,14 @@ def continuous(first: str, second: str) -> None:
         for data in ([first], [first, second]):
             training.stage_data(data, training.paths(workdir)["data_root"])
             facts = run_child(workdir, "ours", 0)
-            steps.append({"pipeline": facts["pipeline_seconds"], **trainer_facts(facts, workdir)})
+            steps.append({"pipeline": facts["pipeline_seconds"], **trainer_facts(facts, workdir),
+                          "components": {c["component"]: round(c["seconds"], 1) for c in facts["components"]}})
             print(json.dumps({k: v for k, v in steps[-1].items() if k != "history"}))
         for number, step in enumerate(steps, 1):
             print(f"step {number}: pipeline {step['pipeline']:.1f} s, Trainer {step['seconds']:.1f} s, "
                   f"{step['train_images'] + step['eval_images']} images: {step['features_computed']} through the "
                   f"backbone ({step['feature_seconds']} s), {step['features_cached']} from the feature cache")
+            print("  components (s): " + ", ".join(f"{name} {seconds}" for name, seconds in step["components"].items()))
         print(f"step 2 / step 1: Trainer {steps[1]['seconds'] / steps[0]['seconds']:.2f}, "
               f"pipeline {steps[1]['pipeline'] / steps[0]['pipeline']:.2f}")
     finally:

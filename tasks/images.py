@@ -1,8 +1,9 @@
 """Validate one image file from its bytes: format from content, full decode, size, sha256.
 
 Acceptance means TensorFlow 2.16's ``tf.io.decode_image`` decodes it (JPEG, PNG, GIF,
-BMP). The header is read first (Pillow, no pixel decode) so an image claiming more than
-``max_pixels`` is rejected before anything is allocated for it.
+BMP). The header is read first (Pillow, or TensorFlow's JPEG header reader for a batch of
+JPEGs; no pixel decode) so an image claiming more than ``max_pixels`` is rejected before
+anything is allocated for it.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ DECODE_CHUNK = 256  # files per compiled decode call, while the next chunk's hea
 DECODE_PARALLEL = 8  # images decoded at once by a call: bounds its memory to 8 decoded images
 
 # Formats tf.io.decode_image decodes in TF 2.16, by Pillow's format name.
-TF_DECODABLE = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
+# MPO (JPEG with a Multi-Picture segment, as many cameras and phones write) decodes as its first JPEG.
+TF_DECODABLE = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
 
 # Junk that file managers leave in image folders.
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini", ".directory"}
@@ -42,7 +44,8 @@ EMPTY, TRUNCATED, CORRUPT, NOT_AN_IMAGE = "empty", "truncated", "corrupt", "not_
 UNSUPPORTED, TOO_LARGE, UNREADABLE, SYSTEM_FILE = "unsupported_format", "too_large", "unreadable", "system_file"
 
 _END_MARKERS = {"jpeg": (b"\xff\xd9",), "png": (b"IEND\xaeB`\x82",), "gif": (b";",)}
-_MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"))
+JPEG_MAGIC = b"\xff\xd8\xff"
+_MAGIC = ((JPEG_MAGIC, "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,39 +74,48 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageChe
 
 def inspect_images(blobs: list[bytes], max_pixels: int = DEFAULT_MAX_PIXELS,
                    known: dict[str, ImageCheck] | None = None) -> list[ImageCheck]:
-    """:func:`inspect_image` for many files at once: the headers of one chunk of
-    ``DECODE_CHUNK`` files are read in this thread while TensorFlow fully decodes the
-    previous chunk's valid headers on every core.
+    """:func:`inspect_image` for many files at once, a chunk of ``DECODE_CHUNK`` files at a
+    time: TensorFlow measures and fully decodes one chunk on every core while this thread
+    hashes the next. JPEG headers are measured in TensorFlow's compiled call (Pillow reads the
+    other formats' headers here); a chunk in which any file fails is checked again one file
+    at a time, so each file gets the outcome it gets alone.
 
     Equal bytes get the same check without a second header read or decode: within the call,
     and against ``known`` (sha256 -> check at this ``max_pixels``), to which new checks are
     added."""
     known = {} if known is None else known
-    digests = [hashlib.sha256(data).hexdigest() for data in blobs]
+    digests: list[str] = []
     first = {}  # sha256 -> index of its first blob in this call that was not known
     checks: list[ImageCheck | None] = [None] * len(blobs)
-    decodes = []
+    jpeg_chunks, decodes = [], []
     with contextlib.ExitStack() as stack:
         submit = _run_now  # one chunk has nothing to overlap with
         if len(blobs) > DECODE_CHUNK:
             submit = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1, "hotdog-decode")).submit
         for start in range(0, len(blobs), DECODE_CHUNK):
-            pending = []
+            jpegs, others = [], []
             for i in range(start, min(start + DECODE_CHUNK, len(blobs))):
-                if digests[i] in known or first.setdefault(digests[i], i) != i:
-                    continue
+                digests.append(hashlib.sha256(blobs[i]).hexdigest())
+                if digests[i] not in known and first.setdefault(digests[i], i) == i:
+                    (jpegs if blobs[i].startswith(JPEG_MAGIC) else others).append(i)
+            if len(jpegs) > EAGER_DECODES:
+                jpeg_chunks.append((jpegs, submit(_measured_jpegs, [blobs[i] for i in jpegs], max_pixels)))
+            else:
+                others += jpegs
+            for i in others:
                 checks[i] = _check_header(blobs[i], digests[i], max_pixels)
-                if checks[i].reason is None:
-                    pending.append(i)
+            pending = [i for i in others if checks[i].reason is None]
             if pending:
                 decodes.append((pending, submit(_decodable, [blobs[i] for i in pending])))
+        for jpegs, measured in jpeg_chunks:
+            shapes = measured.result()
+            for i, shape in zip(jpegs, shapes or [None] * len(jpegs)):
+                checks[i] = (_jpeg_check(digests[i], len(blobs[i]), shape, max_pixels) if shape
+                             else _check_alone(blobs[i], digests[i], max_pixels))
         for pending, decoded in decodes:
             for i, ok in zip(pending, decoded.result()):
-                if not ok:
-                    error = _decode_error(blobs[i])  # only failures are decoded again, for the message
-                    reason = TRUNCATED if _lacks_end_marker(blobs[i], checks[i].format) else CORRUPT
-                    checks[i] = dataclasses.replace(checks[i], reason=reason,
-                                                    detail=error or "TensorFlow cannot decode it")
+                if not ok:  # only failures are decoded again, for the message
+                    checks[i] = _failed_decode(checks[i], blobs[i], _decode_error(blobs[i]))
     known.update((digests[i], checks[i]) for i in first.values())
     return [known[digest] for digest in digests]
 
@@ -136,10 +148,36 @@ def _check_header(data: bytes, digest: str, max_pixels: int) -> ImageCheck:
     if fmt is None:
         return ImageCheck(**measured, format=str(pil_format).lower(), reason=UNSUPPORTED,
                           detail=f"{pil_format} is not decodable by TensorFlow (accepted: JPEG, PNG, GIF, BMP)")
-    if width * height > max_pixels:
+    return _measured(measured, fmt, max_pixels)
+
+
+def _measured(measured: dict, fmt: str, max_pixels: int) -> ImageCheck:
+    """The check of a decodable format's header of ``measured`` width x height: too large or
+    yet to be decoded."""
+    pixels = measured["width"] * measured["height"]
+    if pixels > max_pixels:
         return ImageCheck(**measured, format=fmt, reason=TOO_LARGE,
-                          detail=f"{width}x{height} = {width * height} pixels > limit {max_pixels}")
+                          detail=f"{measured['width']}x{measured['height']} = {pixels} pixels > limit {max_pixels}")
     return ImageCheck(**measured, format=fmt)
+
+
+def _jpeg_check(digest: str, size_bytes: int, shape: tuple[int, int], max_pixels: int) -> ImageCheck:
+    """The check of a JPEG that :func:`_measured_jpegs` measured as ``shape`` (height, width)."""
+    return _measured({"sha256": digest, "size_bytes": size_bytes, "width": shape[1], "height": shape[0]},
+                     "jpeg", max_pixels)
+
+
+def _check_alone(data: bytes, digest: str, max_pixels: int) -> ImageCheck:
+    """Header, then a full decode of this one file."""
+    check = _check_header(data, digest, max_pixels)
+    if check.reason is None and (error := _decode_error(data)) is not None:
+        return _failed_decode(check, data, error)
+    return check
+
+
+def _failed_decode(check: ImageCheck, data: bytes, error: str | None) -> ImageCheck:
+    reason = TRUNCATED if _lacks_end_marker(data, check.format) else CORRUPT
+    return dataclasses.replace(check, reason=reason, detail=error or "TensorFlow cannot decode it")
 
 
 def _sniff(data: bytes) -> str | None:
@@ -167,6 +205,44 @@ def _decodable(blobs: list[bytes]) -> list[bool]:
     except _decode_errors():
         return [_decode_error(data) is None for data in blobs]
     return [True] * len(blobs)
+
+
+def _measured_jpegs(blobs: list[bytes], max_pixels: int) -> list[tuple[int, int]] | None:
+    """(height, width) of each JPEG, each one within ``max_pixels`` fully decoded, in one
+    compiled call on every core; None if any of them does not measure or decode."""
+    import tensorflow as tf
+
+    try:
+        measured = _compiled_jpeg_check()(tf.constant(blobs, dtype=tf.string), tf.constant(max_pixels, tf.int64))
+    except _decode_errors():
+        return None
+    if any(rows != height for height, _, rows in measured.numpy()):  # decoded rows must match the header
+        return None
+    return [(int(height), int(width)) for height, width, _ in measured.numpy()]
+
+
+@functools.cache
+def _compiled_jpeg_check():
+    """A traced function: per JPEG of a 1-D string tensor, its (height, width) from the header
+    and the rows of its full decode (the height again when it exceeds ``max_pixels`` and is not
+    decoded), ``DECODE_PARALLEL`` at a time. It raises if any header or decode fails."""
+    import tensorflow as tf
+
+    def check(data, max_pixels):
+        shape = tf.image.extract_jpeg_shape(data, output_type=tf.int64)[:2]
+        rows = tf.cond(shape[0] * shape[1] <= max_pixels,
+                       lambda: tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False),
+                                        out_type=tf.int64)[0],
+                       lambda: shape[0])
+        return tf.concat([shape, [rows]], 0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int64)], autograph=False)
+    def check_all(blobs, max_pixels):
+        return tf.map_fn(lambda data: check(data, max_pixels), blobs,
+                         fn_output_signature=tf.TensorSpec([3], tf.int64), parallel_iterations=DECODE_PARALLEL)
+
+    atexit.register(_compiled_jpeg_check.cache_clear)
+    return check_all
 
 
 @functools.cache

@@ -97,7 +97,9 @@ def trainer_config(settings: TrainSettings) -> dict:
 
 def accuracy_eval_config(min_accuracy: float, max_regression: float, label_key: str = "label"):
     """TFMA config: CategoricalAccuracy >= ``min_accuracy`` and at most ``max_regression`` below the
-    latest blessed model (0 = the original's "no regression", -1e-10)."""
+    latest blessed model (0 = the original's "no regression", -1e-10). Models run through their
+    ``serving_default`` signature as generic SavedModels: left unset, TFMA first tries to load
+    each one (candidate and baseline) as a Keras model."""
     import tensorflow_model_analysis as tfma
 
     threshold = tfma.MetricThreshold(
@@ -106,7 +108,7 @@ def accuracy_eval_config(min_accuracy: float, max_regression: float, label_key: 
                                                      absolute={"value": -max(max_regression, 1e-10)}))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=label_key,
-                                    preprocessing_function_names=[])],
+                                    preprocessing_function_names=[], model_type=tfma.TF_GENERIC)],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="CategoricalAccuracy", threshold=threshold),

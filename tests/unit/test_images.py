@@ -1,5 +1,8 @@
 """tasks.images: format from content, full decode, size limit, reasons."""
+import io
+
 import pytest
+from PIL import Image
 
 from tasks import images
 from tests.conftest import image_bytes, png_claiming
@@ -85,6 +88,31 @@ def test_many_files_get_the_outcome_each_gets_alone():
     assert {i: c.reason for i, c in enumerate(checks) if c.reason} == {
         3: "truncated", images.DECODE_CHUNK + 5: "corrupt", len(blobs) - 1: "empty"}
     assert [c.sha256 for c in checks] == [images.inspect_image(b).sha256 for b in blobs]
+
+
+def mpo_bytes(size=(40, 30)) -> bytes:
+    """A Multi-Picture JPEG of two frames, as cameras and many phones write."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, "MPO", save_all=True,
+                                               append_images=[Image.new("RGB", size, (30, 200, 30))])
+    return buffer.getvalue()
+
+
+def test_multi_picture_jpeg_is_a_jpeg():
+    check = images.inspect_image(mpo_bytes())
+    assert (check.reason, check.format, check.width, check.height) == (None, "jpeg", 40, 30)
+
+
+def test_jpegs_measured_in_a_batch_get_exactly_the_check_each_gets_alone():
+    """Above EAGER_DECODES JPEGs TensorFlow reads their headers; the checks must not change."""
+    blobs = [image_bytes("JPEG", (20 + i, 16 + i % 5), color=(i * 6, 40, 90)) for i in range(images.EAGER_DECODES + 8)]
+    blobs[5] = image_bytes("JPEG", (100, 100))  # over the limit below: too large, never decoded
+    blobs[7] = mpo_bytes((50, 20))
+    checks = images.inspect_images(blobs, max_pixels=5_000)
+    assert checks == [images.inspect_image(blob, max_pixels=5_000) for blob in blobs]
+    assert (checks[5].reason, checks[5].width, checks[5].height) == ("too_large", 100, 100)
+    assert (checks[7].reason, checks[7].format, checks[7].width) == (None, "jpeg", 50)
+    assert sum(check.reason is None for check in checks) == len(blobs) - 1
 
 
 def test_equal_bytes_are_checked_once(monkeypatch):
