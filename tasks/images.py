@@ -148,23 +148,23 @@ def _check_header(data: bytes, digest: str, max_pixels: int) -> ImageCheck:
     if fmt is None:
         return ImageCheck(**measured, format=str(pil_format).lower(), reason=UNSUPPORTED,
                           detail=f"{pil_format} is not decodable by TensorFlow (accepted: JPEG, PNG, GIF, BMP)")
-    return _measured(measured, fmt, max_pixels)
+    return _sized_check(measured, fmt, max_pixels)
 
 
-def _measured(measured: dict, fmt: str, max_pixels: int) -> ImageCheck:
-    """The check of a decodable format's header of ``measured`` width x height: too large or
-    yet to be decoded."""
-    pixels = measured["width"] * measured["height"]
+def _sized_check(fields: dict, fmt: str, max_pixels: int) -> ImageCheck:
+    """The check of a decodable image whose header gave ``fields`` (sha256, size_bytes, width,
+    height): too large, or valid until its full decode says otherwise."""
+    pixels = fields["width"] * fields["height"]
     if pixels > max_pixels:
-        return ImageCheck(**measured, format=fmt, reason=TOO_LARGE,
-                          detail=f"{measured['width']}x{measured['height']} = {pixels} pixels > limit {max_pixels}")
-    return ImageCheck(**measured, format=fmt)
+        return ImageCheck(**fields, format=fmt, reason=TOO_LARGE,
+                          detail=f"{fields['width']}x{fields['height']} = {pixels} pixels > limit {max_pixels}")
+    return ImageCheck(**fields, format=fmt)
 
 
 def _jpeg_check(digest: str, size_bytes: int, shape: tuple[int, int], max_pixels: int) -> ImageCheck:
     """The check of a JPEG that :func:`_measured_jpegs` measured as ``shape`` (height, width)."""
-    return _measured({"sha256": digest, "size_bytes": size_bytes, "width": shape[1], "height": shape[0]},
-                     "jpeg", max_pixels)
+    return _sized_check({"sha256": digest, "size_bytes": size_bytes, "width": shape[1], "height": shape[0]},
+                        "jpeg", max_pixels)
 
 
 def _check_alone(data: bytes, digest: str, max_pixels: int) -> ImageCheck:
@@ -213,12 +213,13 @@ def _measured_jpegs(blobs: list[bytes], max_pixels: int) -> list[tuple[int, int]
     import tensorflow as tf
 
     try:
-        measured = _compiled_jpeg_check()(tf.constant(blobs, dtype=tf.string), tf.constant(max_pixels, tf.int64))
+        check_all = _compiled_jpeg_check()
+        measured = check_all(tf.constant(blobs, dtype=tf.string), tf.constant(max_pixels, tf.int64)).numpy()
     except _decode_errors():
         return None
-    if any(rows != height for height, _, rows in measured.numpy()):  # decoded rows must match the header
+    if any(rows != height for height, _, rows in measured):  # decoded rows must match the header
         return None
-    return [(int(height), int(width)) for height, width, _ in measured.numpy()]
+    return [(int(height), int(width)) for height, width, _ in measured]
 
 
 @functools.cache
