@@ -1,9 +1,10 @@
 """Prefect flow ``hotdog-run``: an experiment end to end, the job behind ``make run``.
 
 ingest -> data sets -> for each step of the experiment: add its data sets to the data root
-(continuous training), train, judge the images -> final report comparing the steps' models,
-with the experiment's reference numbers beside; with ``repeats`` > 1, every step is trained
-once per seed and the report adds the spread across seeds (tasks.repeats).
+(continuous training), train, judge the images -> final report comparing the steps' models
+(from the steps' verdicts, not scored again), with the experiment's reference numbers beside;
+with ``repeats`` > 1, every step is trained once per seed and the report adds the spread
+across seeds (tasks.repeats).
 """
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def hotdog_run(source: str, workdir: str, experiment: str | None = None, review:
                 if seed == 0:
                     models[step] = result["pushed_model"]
     stats = spread.across_seeds(means, count) if count > 1 else None
-    final = verdict(models, judged, fs.join(verdicts, "final"), plan.title, plan.reference, stats) if models else None
+    final = verdict(models, judged, fs.join(verdicts, "final"), plan.title, plan.reference, stats,
+                    scored={step: fs.join(verdicts, step) for step in models}) if models else None
     if final:
         report("final report: %s", fs.join(verdicts, "final", "report.md"))
     return {"experiment": plan.path, "ingested": ingested, "processed": processed, "totals": summary["totals"],

@@ -13,18 +13,21 @@ from tasks import verdict as verdict_job
 
 @task(name="score-images")
 def scoring(models: dict[str, str], images: str, out: str, title: str, reference: dict | None,
-            repeats: dict | None) -> dict:
+            repeats: dict | None, scored: dict[str, str] | None) -> dict:
     with forward_task_logs():
-        return verdict_job.run_verdict(models, images, out, title, reference, repeats)
+        return ((scored and verdict_job.combine_verdicts(models, scored, images, out, title, reference, repeats))
+                or verdict_job.run_verdict(models, images, out, title, reference, repeats))
 
 
 @flow(name="verdict")
 def verdict(models: dict[str, str], images: str, out: str, title: str = verdict_job.DEFAULT_TITLE,
-            reference: dict | None = None, repeats: dict | None = None) -> dict:
+            reference: dict | None = None, repeats: dict | None = None, scored: dict[str, str] | None = None) -> dict:
     """Score every image under ``images`` with each {name: SavedModel dir}; report into ``out``
-    (titled ``title``; ``reference`` and ``repeats`` as :func:`tasks.verdict.run_verdict`)."""
+    (titled ``title``; ``reference`` and ``repeats`` as :func:`tasks.verdict.run_verdict`).
+    ``scored``: {name: folder of a verdict of that model alone on ``images``}, reused instead of
+    scoring again where they agree (:func:`tasks.verdict.combine_verdicts`)."""
     started = time.monotonic()
-    summary = scoring(models, images, out, title, reference, repeats)
+    summary = scoring(models, images, out, title, reference, repeats, scored)
     for entry in summary["models"]:
         report("verdict %s: %s on %d images", entry["model"],
                ", ".join(f"{c} {s['mean']:.1%}" for c, s in entry["scores"].items()), summary["images"])

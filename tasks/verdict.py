@@ -107,6 +107,41 @@ def run_verdict(models: dict[str, str], images_dir: str, out: str, title: str = 
     return summary
 
 
+def combine_verdicts(models: dict[str, str], parts: dict[str, str], images_dir: str, out: str,
+                     title: str = DEFAULT_TITLE, reference: dict | None = None, repeats: dict | None = None
+                     ) -> dict | None:
+    """What :func:`run_verdict` would write and return for ``models``, from verdicts already written
+    (``parts``: {model name: the folder of a verdict of that model alone on ``images_dir``}), without
+    scoring again. None, writing nothing, unless each part holds exactly its model and all of them
+    scored the same files of ``images_dir`` with the same classes."""
+    entries, rows, scored = [], [], None
+    for name, model_dir in models.items():
+        folder = parts.get(name)
+        try:
+            part = json.loads(fs.read_bytes(fs.join(folder, "summary.json"))) if folder else None
+            predictions = (list(csv.DictReader(io.StringIO(fs.read_bytes(fs.join(folder, "predictions.csv"))
+                                                           .decode("utf-8")))) if part else [])
+        except (OSError, ValueError) as err:
+            log.info("verdict of %s in %s does not read (%s): scoring again", name, folder, err)
+            return None
+        if not part or [(e["model"], e["model_dir"]) for e in part["models"]] != [(name, model_dir)]:
+            return None
+        seen = (part["images_dir"], part["images"], part["classes"], part["skipped"], [r["path"] for r in predictions])
+        if seen[0] != images_dir or seen[1] != len(predictions) or (scored is not None and seen != scored):
+            log.info("verdict of %s in %s scored other images: scoring again", name, folder)
+            return None
+        scored = seen
+        entries += part["models"]
+        rows += predictions
+    if scored is None:
+        return None
+    _, count, classes, skipped, _ = scored
+    summary = {"title": title, "images_dir": images_dir, "images": count, "skipped": skipped, "classes": classes,
+               "reference": reference, "repeats": repeats, "models": entries}
+    _write_outputs(out, rows, summary)
+    return summary
+
+
 def _write_outputs(out: str, rows: list[dict], summary: dict) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["model", "path", *summary["classes"], "predicted"])

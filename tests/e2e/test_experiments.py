@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tasks import verdict
 
 pytestmark = pytest.mark.slow
 DEMO_NAMES = re.compile(r"food|sandwich|taco|hot dog", re.IGNORECASE)
@@ -99,6 +100,12 @@ def test_two_classes_twice_each_report_the_spread_across_seeds(shared_images, tm
         assert abs(sum(c["mean"] for c in step["classes"].values()) - 1) < 1e-4
         assert all(c["sd"] >= 0 for c in step["classes"].values())
     assert stats["shifts"]["young"]["n"] == 2 and set(stats["shifts"]["young"]["classes"]) == {"cat", "dog"}
+    again = verdict.run_verdict({m["model"]: m["model_dir"] for m in summary["models"]}, summary["images_dir"],
+                                str(tmp_path / "scored again"), summary["title"], None, stats)
+    timeless = [{k: v for k, v in m.items() if k != "images_per_second"} for m in summary["models"]]
+    assert [{k: v for k, v in m.items() if k != "images_per_second"} for m in again["models"]] == timeless
+    assert ((tmp_path / "scored again" / "predictions.csv").read_text()
+            == (work / "verdict" / "final" / "predictions.csv").read_text())
     report = (work / "verdict" / "final" / "report.md").read_text()
     assert "## Across 2 seeds" in report and "| young | 2 | " in report and "Shift from `pets`" in report
     assert sorted(os.listdir(work / "run")) == ["training", "training-seed2"]

@@ -18,10 +18,13 @@ def dag(pipeline_kwargs: dict, schedule: str | None = None, params: dict | None 
     """The Airflow DAG (id = pipeline name) running ``create_pipeline(**pipeline_kwargs)``.
 
     ``schedule`` is a cron string or None (triggered only); ``params`` are shown on the DAG and
-    readable over the REST API (the settings it was built with).
+    readable over the REST API (the settings it was built with). Each task process that parses
+    the DAG file runs its component with Beam's DoFn specs remembered (``beam_dofn_specs``).
     """
+    from tfx_pipeline import beam_dofn_specs
     from tfx_pipeline.pipeline import create_pipeline
 
+    beam_dofn_specs.install()
     root = pipeline_kwargs["pipeline_root"]
     os.makedirs(root, exist_ok=True)
     config = metadata.sqlite_metadata_connection_config(metadata_path(root))
