@@ -3,11 +3,14 @@
 Layout under ``ROOT`` (the pipeline root's ``feature-cache``, local or gs://)::
 
     ROOT/<fingerprint>/backbone-<digest>.tflite     the backbone converted for inference
+    ROOT/<fingerprint>/graph-<digest>.pb            the backbone as a frozen GraphDef (pixels:0 ->
+                                                    features:0), for the exported model
     ROOT/<fingerprint>/features-<digest>.npz        keys [N] (sha256 of the image, 32 bytes)
                                                     and features [N, F] float32
 
-The fingerprint hashes the backbone's name, image size, weights and the decode rule, so a
-different backbone, weights file or size never reuses an entry. Every file is named by the
+The fingerprint hashes the backbone's name, image size, weights (their file's bytes, or the
+arrays where a backbone has no file) and the decode rule, so a different backbone, weights
+file or size never reuses an entry. Every file is named by the
 sha256 of its bytes and written under a temporary name first: a partial write is never read,
 a corrupt file is detected on read, moved aside as ``*.corrupt`` and its images recomputed,
 and runs at once only add files.
@@ -22,16 +25,30 @@ import uuid
 import numpy as np
 
 # Names the rule that turns bytes into features: decode + antialiased resize, TFLite backbone.
-FEATURE_RULE = "images.decode_and_resize/v1 tflite/v1"
+FEATURE_RULE = "images.decode_and_resize/v1 tflite/v1 weights/v2"
 log = logging.getLogger(__name__)
 
 
-def fingerprint(backbone_name: str, image_size: int, weights: list[np.ndarray]) -> str:
+def fingerprint(backbone_name: str, image_size: int, weights_digest: str) -> str:
     """sha256 hex of what determines a feature besides the image bytes."""
-    digest = hashlib.sha256(f"{FEATURE_RULE}\n{backbone_name}\n{image_size}\n".encode())
+    return hashlib.sha256(f"{FEATURE_RULE}\n{backbone_name}\n{image_size}\n{weights_digest}\n".encode()).hexdigest()
+
+
+def weights_digest(weights: list[np.ndarray]) -> str:
+    """sha256 hex of weight arrays: dtype, shape and values, in order."""
+    digest = hashlib.sha256()
     for array in weights:
         digest.update(f"{array.dtype}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def file_digest(path: str) -> str:
+    """sha256 hex of a weights file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
     return digest.hexdigest()
 
 
@@ -84,12 +101,19 @@ class FeatureCache:
 
     def backbone(self, convert) -> bytes:
         """The converted backbone: a stored one, else ``convert()``'s result, stored."""
-        for path in self._files("backbone", ".tflite"):
+        return self._stored("backbone", ".tflite", convert)
+
+    def graph(self, freeze) -> bytes:
+        """The frozen backbone graph: a stored one, else ``freeze()``'s result, stored."""
+        return self._stored("graph", ".pb", freeze)
+
+    def _stored(self, prefix: str, suffix: str, make) -> bytes:
+        for path in self._files(prefix, suffix):
             data = self._read_checked(path)
             if data is not None:
                 return data
-        data = convert()
-        self._write("backbone", ".tflite", data)
+        data = make()
+        self._write(prefix, suffix, data)
         return data
 
     def load(self) -> dict[bytes, np.ndarray]:

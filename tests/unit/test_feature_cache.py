@@ -17,13 +17,18 @@ def counting(calls):
     return compute
 
 
-def test_fingerprint_changes_with_backbone_size_and_weights():
-    base = feature_cache.fingerprint("tiny", 64, WEIGHTS)
-    assert base == feature_cache.fingerprint("tiny", 64, [w.copy() for w in WEIGHTS])
-    changed = [WEIGHTS[0] + 1e-7, WEIGHTS[1]]
-    others = {feature_cache.fingerprint("efficientnet_lite0", 64, WEIGHTS), feature_cache.fingerprint("tiny", 32, WEIGHTS),
-              feature_cache.fingerprint("tiny", 64, changed), feature_cache.fingerprint("tiny", 64, WEIGHTS[:1])}
-    assert base not in others and len(others) == 4
+def test_fingerprint_changes_with_backbone_size_and_weights(tmp_path):
+    digest = feature_cache.weights_digest(WEIGHTS)
+    base = feature_cache.fingerprint("tiny", 64, digest)
+    assert digest == feature_cache.weights_digest([w.copy() for w in WEIGHTS])
+    assert base == feature_cache.fingerprint("tiny", 64, digest)
+    changed = feature_cache.weights_digest([WEIGHTS[0] + 1e-7, WEIGHTS[1]])
+    (tmp_path / "weights.h5").write_bytes(b"weights")
+    others = {feature_cache.fingerprint("efficientnet_lite0", 64, digest), feature_cache.fingerprint("tiny", 32, digest),
+              feature_cache.fingerprint("tiny", 64, changed),
+              feature_cache.fingerprint("tiny", 64, feature_cache.weights_digest(WEIGHTS[:1])),
+              feature_cache.fingerprint("tiny", 64, feature_cache.file_digest(str(tmp_path / "weights.h5")))}
+    assert base not in others and len(others) == 5
 
 
 def test_each_image_is_computed_once_across_runs(tmp_path):
@@ -108,3 +113,12 @@ def test_the_converted_backbone_is_stored_once(tmp_path):
     assert feature_cache.FeatureCache(str(tmp_path), "f").backbone(convert) == b"flatbuffer"
     assert feature_cache.FeatureCache(str(tmp_path), "f").backbone(convert) == b"flatbuffer"
     assert len(conversions) == 1
+
+
+def test_the_frozen_graph_is_stored_once_and_apart_from_the_converted_backbone(tmp_path):
+    made = []
+    cache = feature_cache.FeatureCache(str(tmp_path), "f")
+    assert cache.graph(lambda: made.append("graph") or b"graph") == b"graph"
+    assert cache.backbone(lambda: made.append("flatbuffer") or b"flatbuffer") == b"flatbuffer"
+    assert feature_cache.FeatureCache(str(tmp_path), "f").graph(lambda: made.append("again") or b"x") == b"graph"
+    assert made == ["graph", "flatbuffer"]

@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tasks import tfrecords
-from tfx_pipeline import images, models, trainer
+from tfx_pipeline import feature_cache, images, models, trainer
 
 
 def jpeg(seed: int) -> bytes:
@@ -26,7 +26,7 @@ def classifier(size: int = 64):
 
 def test_the_export_serves_the_models_outputs_with_its_weights_in_the_graph(tmp_path):
     model, stats = classifier(), {}
-    trainer._export(model, str(tmp_path), 64, ["rosé", "b", "c"], stats)
+    trainer._export(lambda pixels: model(pixels, training=False), str(tmp_path), 64, ["rosé", "b", "c"], stats)
     blobs = [jpeg(seed) for seed in range(5)]
     expected = model(images.decode_batch(tf.constant(blobs), 64), training=False).numpy()
     loaded = tf.saved_model.load(str(tmp_path))
@@ -44,7 +44,33 @@ def test_the_export_serves_the_models_outputs_with_its_weights_in_the_graph(tmp_
 
 def test_the_export_refuses_a_class_list_of_the_wrong_length(tmp_path):
     with pytest.raises(ValueError, match="2 class names"):
-        trainer._export(classifier(), str(tmp_path), 64, ["a", "b"], {})
+        model = classifier()
+        trainer._export(lambda pixels: model(pixels, training=False), str(tmp_path), 64, ["a", "b"], {})
+
+
+def test_the_frozen_backbone_graph_and_the_head_give_the_keras_classifiers_outputs(tmp_path):
+    model = classifier()
+    backbone = tf.keras.Model(model.input, model.layers[-2].output)
+    kernel, bias = model.layers[-1].get_layer("outputs").get_weights()
+    pixels = images.decode_batch(tf.constant([jpeg(seed) for seed in range(4)]), 64)
+    probabilities = trainer._graph_classifier(trainer._frozen_graph(backbone), kernel, bias)
+    np.testing.assert_allclose(probabilities(pixels).numpy(), model(pixels, training=False).numpy(), atol=1e-6)
+    stats = {}
+    trainer._export(probabilities, str(tmp_path), 64, ["a", "b", "c"], stats)
+    examples = tf.constant([tfrecords.image_example(jpeg(seed)) for seed in range(4)])
+    served = tf.saved_model.load(str(tmp_path)).signatures["serving_default"](examples)["outputs"].numpy()
+    np.testing.assert_allclose(served, model(pixels, training=False).numpy(), atol=1e-6)
+
+
+def test_a_backbone_with_a_weights_file_is_keyed_by_it_and_not_built(tmp_path, monkeypatch):
+    weights = tmp_path / "weights.h5"
+    weights.write_bytes(b"the weights")
+    monkeypatch.setattr(models, "weights_file", lambda name: str(weights))
+    backbone = trainer._Backbone("efficientnet_lite0", 224)
+    assert backbone.digest() == feature_cache.file_digest(str(weights)) and backbone._model is None
+    monkeypatch.setattr(models, "weights_file", lambda name: None)
+    tiny = trainer._Backbone("tiny", 32)
+    assert tiny.digest() == feature_cache.weights_digest(tiny.model().get_weights())
 
 
 def test_keras_itself_is_not_converted_by_autograph_and_still_trains():

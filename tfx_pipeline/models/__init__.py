@@ -2,6 +2,8 @@
 
 Every backbone maps float32 pixels in [0, 255] [N, size, size, 3] to a feature vector.
 """
+import os
+
 BACKBONES = ("efficientnet_lite0", "efficientnet_b0", "tiny")
 DEFAULT_IMAGE_SIZE = {"efficientnet_lite0": 224, "efficientnet_b0": 224, "tiny": 64}
 
@@ -21,3 +23,15 @@ def feature_extractor(name: str, image_size: int):
 
         return tiny.feature_extractor(image_size)
     raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+
+
+def weights_file(name: str) -> str | None:
+    """The local file the named backbone's weights load from, where it has one and it exists
+    (Lite0's converted ImageNet weights once converted; B0's ``$HOTDOG_B0_WEIGHTS``)."""
+    if name == "efficientnet_lite0":
+        from tfx_pipeline.models import efficientnet_lite0
+
+        path = efficientnet_lite0.cache_path()
+    else:
+        path = os.environ.get("HOTDOG_B0_WEIGHTS") if name == "efficientnet_b0" else None
+    return path if path and os.path.isfile(path) else None
