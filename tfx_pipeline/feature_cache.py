@@ -10,10 +10,10 @@ Layout under ``ROOT`` (the pipeline root's ``feature-cache``, local or gs://)::
 
 The fingerprint hashes the backbone's name, image size, weights (their file's bytes, or the
 arrays where a backbone has no file) and the decode rule, so a different backbone, weights
-file or size never reuses an entry. Every file is named by the
-sha256 of its bytes and written under a temporary name first: a partial write is never read,
-a corrupt file is detected on read, moved aside as ``*.corrupt`` and its images recomputed,
-and runs at once only add files.
+file or size never reuses an entry. Every file is named by the sha256 of its bytes and
+written under a temporary name first: a partial write is never read, a corrupt file is
+detected on read, moved aside as ``*.corrupt`` and its images recomputed, and runs at once
+only add files.
 """
 from __future__ import annotations
 

@@ -32,6 +32,10 @@ def weights_file(name: str) -> str | None:
         from tfx_pipeline.models import efficientnet_lite0
 
         path = efficientnet_lite0.cache_path()
+    elif name == "efficientnet_b0":
+        from tfx_pipeline.models import efficientnet_b0
+
+        path = efficientnet_b0.weights_file()
     else:
-        path = os.environ.get("HOTDOG_B0_WEIGHTS") if name == "efficientnet_b0" else None
+        path = None
     return path if path and os.path.isfile(path) else None

@@ -6,9 +6,14 @@ else Keras downloads them (needs internet; offline machines must set the variabl
 import os
 
 
+def weights_file() -> str | None:
+    """``$HOTDOG_B0_WEIGHTS``, the local weights file, if set."""
+    return os.environ.get("HOTDOG_B0_WEIGHTS") or None
+
+
 def feature_extractor(image_size: int):
     import tensorflow as tf
 
-    weights = os.environ.get("HOTDOG_B0_WEIGHTS") or "imagenet"
+    weights = weights_file() or "imagenet"
     return tf.keras.applications.EfficientNetB0(include_top=False, weights=weights, pooling="avg",
                                                 input_shape=(image_size, image_size, 3))
