@@ -7,8 +7,10 @@ IMAGES_DIR: default the shared 400 hot dogs. Prints, in one process:
   - a 2000x2000 float32 matmul's GFLOP/s, and the backbone's FLOPs per image (counted from its
     layers), hence the ceiling in images/s;
   - images/s of (a) the SavedModel's ``serving_default`` signature in batches of 64 (the path of
-    every earlier release) and (b) the scorer (decode in TF, network in TFLite/XNNPACK), on the
-    same images, with the largest probability difference and top-1 agreement.
+    every earlier release), (b) the batch scorer of ``hotdog verdict``/``predict`` (decode in TF,
+    network in LiteRT/XNNPACK, one single-threaded interpreter per core) and (c) the model
+    server's scorer (one interpreter on all cores), on the same images, with the largest
+    probability difference and top-1 agreement of (b) against (a).
 """
 from __future__ import annotations
 
@@ -59,16 +61,19 @@ def backbone_flops(model) -> float:
     return float(total)
 
 
-def rate(function, batches, images: int, repeats: int = 3) -> float:
-    """Best images/s over ``repeats`` passes (one warm-up pass first)."""
-    function(batches[0])
-    best = float("inf")
+def rates(functions: dict, batches, images: int, repeats: int = 5) -> dict:
+    """Best images/s of each function over ``repeats`` rounds (one warm-up call each first); a
+    round times one pass of every function in turn, so a machine whose speed drifts treats all alike."""
+    for function in functions.values():
+        function(batches[0])
+    best = dict.fromkeys(functions, float("inf"))
     for _ in range(repeats):
-        started = time.perf_counter()
-        for batch in batches:
-            function(batch)
-        best = min(best, time.perf_counter() - started)
-    return images / best
+        for name, function in functions.items():
+            started = time.perf_counter()
+            for batch in batches:
+                function(batch)
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: images / seconds for name, seconds in best.items()}
 
 
 def main(model_dir: str, images_dir: str = DEFAULT_IMAGES) -> None:
@@ -76,13 +81,14 @@ def main(model_dir: str, images_dir: str = DEFAULT_IMAGES) -> None:
 
     from tasks import tfrecords, verdict
     from tasks.serving.scorer import Scorer
-    from tfx_pipeline import models
+    from tfx_pipeline import models, tflite
 
     _, blobs, _ = verdict.load_images(images_dir)
     examples = [tfrecords.image_example(b) for b in blobs]
     batches = [examples[i:i + 64] for i in range(0, len(examples), 64)]
     signature = tf.saved_model.load(model_dir).signatures["serving_default"]
-    scorer = Scorer(model_dir)
+    scorer = Scorer(model_dir, workers=tflite.cpu_threads())
+    serving = Scorer(model_dir)
     if scorer.path != "tflite":
         raise SystemExit(f"{model_dir} has no TFLite copy: train it with this code")
     lineage_file = model_dir.rstrip("/") + ".lineage.json"
@@ -95,8 +101,8 @@ def main(model_dir: str, images_dir: str = DEFAULT_IMAGES) -> None:
     def by_signature(batch):
         return signature(tf.constant(batch))["outputs"].numpy()
 
-    old = rate(by_signature, batches, len(examples))
-    new = rate(scorer, batches, len(examples))
+    measured = rates({"signature": by_signature, "batch": scorer, "serving": serving}, batches, len(examples))
+    old, new, served = measured["signature"], measured["batch"], measured["serving"]
     reference = np.concatenate([by_signature(b) for b in batches])
     ours = np.concatenate([scorer(b) for b in batches])
     same_top = int((reference.argmax(1) == ours.argmax(1)).sum())
@@ -104,8 +110,10 @@ def main(model_dir: str, images_dir: str = DEFAULT_IMAGES) -> None:
     print(f"matmul 2000x2000 float32: {gflops:.0f} GFLOP/s; {backbone_name} at {scorer.image_size} px: "
           f"{flops / 1e9:.2f} GFLOP per image -> ceiling {ceiling:.0f} images/s")
     print(f"(a) serving_default signature, batches of 64: {old:.1f} images/s ({old / ceiling:.0%} of the ceiling)")
-    print(f"(b) scorer (TF decode + TFLite XNNPACK): {new:.1f} images/s ({new / ceiling:.0%} of the ceiling), "
-          f"{new / old:.2f}x (a)")
+    print(f"(b) batch scorer (TF decode + LiteRT XNNPACK, {tflite.cpu_threads()} single-threaded interpreters): "
+          f"{new:.1f} images/s ({new / ceiling:.0%} of the ceiling), {new / old:.2f}x (a)")
+    print(f"(c) server's scorer (one interpreter, {tflite.cpu_threads()} threads): {served:.1f} images/s "
+          f"({served / ceiling:.0%} of the ceiling), {served / old:.2f}x (a)")
     print(f"{len(examples)} images: same top-1 class for {same_top}, largest probability difference "
           f"{np.abs(reference - ours).max():.2e}")
 

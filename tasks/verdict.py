@@ -45,8 +45,10 @@ def score(model_dir: str, blobs: list[bytes], batch_size: int = 64) -> tuple[np.
     """Softmax [N, classes] of the model (label order, :class:`tasks.serving.scorer.Scorer`) and images/s."""
     from tasks.serving.scorer import Scorer
 
+    from tfx_pipeline import tflite
+
     inputs.saved_model(model_dir)
-    scorer = Scorer(model_dir)
+    scorer = Scorer(model_dir, workers=tflite.cpu_threads())
     examples = [tfrecords.image_example(b) for b in blobs]
     scorer(examples[:1])  # trace once outside the timing
     started = time.perf_counter()

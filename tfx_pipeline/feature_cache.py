@@ -24,8 +24,8 @@ import uuid
 
 import numpy as np
 
-# Names the rule that turns bytes into features: decode + antialiased resize, TFLite backbone.
-FEATURE_RULE = "images.decode_and_resize/v1 tflite/v1 weights/v2"
+# Names the rule that turns bytes into features: decode + antialiased resize, the backbone in LiteRT.
+FEATURE_RULE = "images.decode_and_resize/v1 litert/v1 weights/v2"
 log = logging.getLogger(__name__)
 
 

@@ -5,7 +5,9 @@ every SavedModel it exports: :data:`BACKBONE_PATH` (pixels -> features) and :dat
 (the softmax layer's ``kernel`` and ``bias``, and the backbone's sha256), read by
 :class:`Classifier`, which checks both before TFLite reads a byte (TFLite does not verify a
 flatbuffer: a truncated one crashes the process). Outputs match TensorFlow's within about
-1e-5. One image per call is XNNPACK's fastest schedule on CPUs.
+1e-5. Models are converted by TensorFlow and run by LiteRT (``ai_edge_litert``, the successor
+of ``tf.lite.Interpreter``, with a newer XNNPACK). One image per call is XNNPACK's fastest
+schedule on CPUs.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import io
 import os
 import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 
@@ -43,13 +47,12 @@ def cpu_threads() -> int:
 class Runner:
     """Runs a converted model over float32 batches [N, size, size, 3] -> [N, outputs], one image
     per invocation on one interpreter using ``threads`` cores (default: all). Thread-safe (calls
-    are serialised). Splitting a batch over one single-threaded interpreter per core was 1.14x
-    faster alone but 0.8x inside the model server, where HTTP threads want the GIL too."""
+    are serialised)."""
 
     def __init__(self, content: bytes, threads: int | None = None):
-        import tensorflow as tf
+        from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads or cpu_threads())
+        self._interpreter = Interpreter(model_content=content, num_threads=threads or cpu_threads())
         details = self._interpreter.get_input_details()[0]
         self._interpreter.resize_tensor_input(details["index"], [1, *details["shape"][1:]])
         self._interpreter.allocate_tensors()
@@ -88,10 +91,14 @@ def write_copy(model_dir: str, backbone: bytes, kernel: np.ndarray, bias: np.nda
 
 
 class Classifier:
-    """A model folder's copy: float32 pixels [N, size, size, 3] -> softmax [N, classes].
+    """A model folder's copy: inputs [N] -> softmax [N, classes], through ``to_pixels(inputs part)
+    -> float32 [n, size, size, 3]``. ``workers`` 1: one interpreter on all cores, the lowest
+    latency (the model server, whose HTTP threads want the GIL too); ``workers`` k > 1: the batch
+    in k parts, each converted and run on its own single-threaded interpreter in parallel, so the
+    decoding of one part overlaps the network of another (batch scoring: 1.2x on 2 cores).
     Raises :class:`DamagedCopy` if the head does not load or the backbone is not the one it names."""
 
-    def __init__(self, backbone: bytes, head: bytes):
+    def __init__(self, backbone: bytes, head: bytes, workers: int = 1):
         try:
             with np.load(io.BytesIO(head), allow_pickle=False) as weights:  # zip CRCs catch damage
                 self._kernel, self._bias = weights["kernel"], weights["bias"]
@@ -101,10 +108,18 @@ class Classifier:
         if hashlib.sha256(backbone).hexdigest() != expected:
             raise DamagedCopy(f"{BACKBONE_PATH} is not the backbone {HEAD_PATH} was written with "
                               f"({len(backbone)} bytes, sha256 differs)")
-        self._backbone = Runner(backbone)
-        self.image_size = self._backbone.image_size
+        self._backbones = [Runner(backbone, 1 if workers > 1 else None) for _ in range(workers)]
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tflite") if workers > 1 else None
+        self.image_size = self._backbones[0].image_size
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        logits = self._backbone(pixels) @ self._kernel + self._bias
+    def __call__(self, inputs, to_pixels: Callable = np.asarray) -> np.ndarray:
+        if self._pool is None or len(inputs) < 2:
+            features = self._backbones[0](to_pixels(inputs))
+        else:
+            bounds = np.linspace(0, len(inputs), min(len(self._backbones), len(inputs)) + 1).astype(int)
+            parts = [self._pool.submit(lambda runner, part: runner(to_pixels(part)), runner, inputs[start:end])
+                     for runner, start, end in zip(self._backbones, bounds[:-1], bounds[1:])]
+            features = np.concatenate([part.result() for part in parts])
+        logits = features @ self._kernel + self._bias
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)

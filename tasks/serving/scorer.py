@@ -19,8 +19,9 @@ class Scorer:
     """``scorer(serialized) -> float32 [N, classes]`` for one model folder (local); ``path`` says
     which way it runs (``tflite`` or ``saved_model``)."""
 
-    def __init__(self, model_dir: str, saved_model=None):
-        """``saved_model``: the folder's SavedModel if the caller has loaded it already."""
+    def __init__(self, model_dir: str, saved_model=None, workers: int = 1):
+        """``saved_model``: the folder's SavedModel if the caller has loaded it already;
+        ``workers``: see :class:`tfx_pipeline.tflite.Classifier` (batch scoring: one per core)."""
         import tensorflow as tf
 
         from tfx_pipeline import images
@@ -30,7 +31,7 @@ class Scorer:
         self.path = "tflite" if fs.exists(backbone) and fs.exists(head) else "saved_model"
         if self.path == "tflite":
             try:
-                self._runner = tflite.Classifier(fs.read_bytes(backbone), fs.read_bytes(head))
+                self._runner = tflite.Classifier(fs.read_bytes(backbone), fs.read_bytes(head), workers)
             except tflite.DamagedCopy as err:
                 raise HotdogInputError(f"the model's TFLite copy in {model_dir} is damaged: {err}. Push the model "
                                        f"again, or delete its {os.path.dirname(tflite.BACKBONE_PATH)} folder to "
@@ -48,7 +49,6 @@ class Scorer:
     def __call__(self, serialized: list[bytes]) -> np.ndarray:
         import tensorflow as tf
 
-        batch = tf.constant(serialized, tf.string)
         if self.path == "tflite":
-            return self._runner(self._pixels(batch).numpy())
-        return self._serve(**{self._input: batch})["outputs"].numpy()
+            return self._runner(serialized, lambda part: self._pixels(tf.constant(part, tf.string)).numpy())
+        return self._serve(**{self._input: tf.constant(serialized, tf.string)})["outputs"].numpy()

@@ -27,16 +27,27 @@ def test_runner_matches_keras_for_any_batch(backbone, threads):
     assert runner(pixels[:0]).shape == (0, expected.shape[1])
 
 
-def test_classifier_copy_gives_the_softmax_of_the_model(backbone, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_classifier_copy_gives_the_softmax_of_the_model(backbone, tmp_path, workers):
     head = tf.keras.layers.Dense(4, activation="softmax", name="outputs")
     model = tf.keras.Model(backbone.input, head(backbone.output))
     tflite.write_copy(str(tmp_path), tflite.convert(backbone), *head.get_weights())
     classifier = tflite.Classifier((tmp_path / tflite.BACKBONE_PATH).read_bytes(),
-                                   (tmp_path / tflite.HEAD_PATH).read_bytes())
+                                   (tmp_path / tflite.HEAD_PATH).read_bytes(), workers)
     pixels = np.random.default_rng(2).uniform(0, 255, (5, 32, 32, 3)).astype(np.float32)
-    got = classifier(pixels)
-    assert np.abs(got - model(pixels, training=False).numpy()).max() < 1e-5
+    expected = model(pixels, training=False).numpy()
+    parts = []
+
+    def to_pixels(indices):
+        parts.append(list(indices))
+        return pixels[list(indices)]
+
+    got = classifier(list(range(5)), to_pixels)
+    assert np.abs(got - expected).max() < 1e-5
     assert np.allclose(got.sum(axis=1), 1, atol=1e-6)
+    assert sorted(i for part in parts for i in part) == list(range(5)) and len(parts) == workers
+    assert np.abs(classifier(pixels[:1]) - expected[:1]).max() < 1e-5
+    assert classifier(pixels[:0]).shape == (0, 4)
 
 
 @pytest.mark.parametrize("damage", ["truncated backbone", "flipped backbone byte", "truncated head", "other backbone"])
