@@ -25,6 +25,7 @@ import apache_beam as beam
 from tasks import beam_io, fs, ingest, staging, tfrecords
 from tasks.dataset_config import CARD, DatasetSpec
 from tasks.errors import HotdogInputError
+from tfx_pipeline import heap
 
 log = logging.getLogger("hotdog.datasets")
 
@@ -120,6 +121,7 @@ def _write_examples(assigned, label: str, job: _DatasetJob):
     return written, digests
 
 
+@heap.frozen()
 def build_from_ingested(ingested: str, specs: list[DatasetSpec], out: str, shards: int = 1, gzip: bool = False,
                         options=None) -> dict[str, dict]:
     """Default mode: data sets from the ingestion at ``ingested``; returns the cards by name."""

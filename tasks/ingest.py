@@ -24,6 +24,7 @@ import apache_beam as beam
 
 from tasks import beam_io, fs, images, inputs, staging, tfrecords
 from tasks.errors import HotdogInputError
+from tfx_pipeline import heap
 
 log = logging.getLogger("hotdog.ingest")
 
@@ -346,6 +347,7 @@ def summarize(rows: list[dict], shards: list[dict], listing: Listing, review: di
     }
 
 
+@heap.frozen()
 def run_ingest(source: str, out: str, review: str | None = None, max_per_category: int | None = None,
                max_pixels: int = images.DEFAULT_MAX_PIXELS, options=None) -> dict:
     """Ingest ``source`` into ``out`` with Beam ``options`` (DirectRunner if None); return the summary."""

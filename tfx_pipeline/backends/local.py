@@ -7,6 +7,8 @@ import os
 from tfx.orchestration import metadata
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
+from tfx_pipeline import heap
+
 
 def metadata_path(pipeline_root: str) -> str:
     return os.path.join(pipeline_root, "metadata.sqlite")
@@ -23,5 +25,5 @@ def run(pipeline_kwargs: dict, watch=lambda components: contextlib.nullcontext()
     os.makedirs(root, exist_ok=True)
     config = metadata.sqlite_metadata_connection_config(metadata_path(root))
     pipeline = create_pipeline(**pipeline_kwargs, metadata_connection_config=config)
-    with watch(len(pipeline.components)):
+    with watch(len(pipeline.components)), heap.frozen():
         LocalDagRunner().run(pipeline)
