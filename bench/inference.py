@@ -87,8 +87,8 @@ def main(model_dir: str, images_dir: str = DEFAULT_IMAGES) -> None:
     examples = [tfrecords.image_example(b) for b in blobs]
     batches = [examples[i:i + 64] for i in range(0, len(examples), 64)]
     signature = tf.saved_model.load(model_dir).signatures["serving_default"]
-    scorer = Scorer(model_dir, workers=tflite.cpu_threads())
-    serving = Scorer(model_dir)
+    scorer = Scorer(model_dir)
+    serving = Scorer(model_dir, workers=1)
     if scorer.path != "tflite":
         raise SystemExit(f"{model_dir} has no TFLite copy: train it with this code")
     lineage_file = model_dir.rstrip("/") + ".lineage.json"

@@ -35,7 +35,7 @@ def in_process(model_dir: str, examples: list[bytes]) -> tuple[float, float]:
     runs it (:class:`tasks.serving.scorer.Scorer`)."""
     from tasks.serving.scorer import Scorer
 
-    scorer = Scorer(model_dir)
+    scorer = Scorer(model_dir, workers=1)  # the model server's configuration
     scorer(examples[:32])
     scorer(examples[:1])
     started = time.perf_counter()

@@ -44,10 +44,9 @@ def load_images(images_dir: str) -> tuple[list[str], list[bytes], list[dict]]:
 def score(model_dir: str, blobs: list[bytes], batch_size: int = 64) -> tuple[np.ndarray, float]:
     """Softmax [N, classes] of the model (label order, :class:`tasks.serving.scorer.Scorer`) and images/s."""
     from tasks.serving.scorer import Scorer
-    from tfx_pipeline import tflite
 
     inputs.saved_model(model_dir)
-    scorer = Scorer(model_dir, workers=tflite.cpu_threads())
+    scorer = Scorer(model_dir)
     examples = [tfrecords.image_example(b) for b in blobs]
     scorer(examples[:1])  # trace once outside the timing
     started = time.perf_counter()

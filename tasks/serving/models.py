@@ -135,7 +135,7 @@ def load(workdir: str, version: str, max_batch_size: int, window_s: float, max_p
         fsys.get(path.rstrip("/") + "/", local_copy + "/", recursive=True)
     try:
         model = tf.saved_model.load(local_copy or source)
-        run_batch = Scorer(local_copy or source, saved_model=model)
+        run_batch = Scorer(local_copy or source, saved_model=model, workers=1)  # one interpreter: lowest latency
         outputs = run_batch([_warm_up_example()]).shape[-1]
         names = class_names.of_model(local_copy or source, outputs)
         batcher = Batcher(run_batch, lambda requests: check_requests(requests, max_pixels), max_batch_size,

@@ -53,9 +53,8 @@ def predict(paths: list[str], model_dir: str, batch_size: int = 64) -> tuple[lis
     if not good:
         return [], rows
     from tasks.serving.scorer import Scorer
-    from tfx_pipeline import tflite
 
-    scorer = Scorer(model_dir, workers=tflite.cpu_threads())
+    scorer = Scorer(model_dir)
     examples = [tfrecords.image_example(blobs[i]) for i in good]
     scores = [row for k in range(0, len(examples), batch_size) for row in scorer(examples[k:k + batch_size]).tolist()]
     names = class_names.of_model(model_dir, len(scores[0]))

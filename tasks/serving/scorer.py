@@ -19,9 +19,9 @@ class Scorer:
     """``scorer(serialized) -> float32 [N, classes]`` for one model folder (local); ``path`` says
     which way it runs (``tflite`` or ``saved_model``)."""
 
-    def __init__(self, model_dir: str, saved_model=None, workers: int = 1):
+    def __init__(self, model_dir: str, saved_model=None, workers: int | None = None):
         """``saved_model``: the folder's SavedModel if the caller has loaded it already;
-        ``workers``: see :class:`tfx_pipeline.tflite.Classifier` (batch scoring: one per core)."""
+        ``workers``: see :class:`tfx_pipeline.tflite.Classifier`; default one per core (batch scoring)."""
         import tensorflow as tf
 
         from tfx_pipeline import images
@@ -31,7 +31,8 @@ class Scorer:
         self.path = "tflite" if fs.exists(backbone) and fs.exists(head) else "saved_model"
         if self.path == "tflite":
             try:
-                self._runner = tflite.Classifier(fs.read_bytes(backbone), fs.read_bytes(head), workers)
+                self._runner = tflite.Classifier(fs.read_bytes(backbone), fs.read_bytes(head),
+                                                 workers or tflite.cpu_threads())
             except tflite.DamagedCopy as err:
                 raise HotdogInputError(f"the model's TFLite copy in {model_dir} is damaged: {err}. Push the model "
                                        f"again, or delete its {os.path.dirname(tflite.BACKBONE_PATH)} folder to "
