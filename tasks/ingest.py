@@ -5,7 +5,7 @@ Every input file gets exactly one manifest outcome:
 first in sorted path order wins), ``review_rejected``, ``over_cap`` or ``invalid`` (with
 a reason). Output folder (local or gs://)::
 
-    <out>/<category>/part-SSSSS-of-NNNNN.tfrecord   accepted images (see tfrecords.ingested_example)
+    <out>/<category>/part-SSSSS-of-NNNNN.tfrecord   accepted images (see tfrecords.ingested_examples)
     <out>/manifest.jsonl                            one JSON object per input file, sorted by path
     <out>/summary.json                              counts, duplicates, shards; written last
 """
@@ -218,9 +218,9 @@ class WriteShard(beam.DoFn):
         if accepted:
             rel = f"{category}/part-{shard:05d}-of-{self.shard_counts[category]:05d}.tfrecord"
             contents = fs.read_many([uri for _, uri in accepted])
-            records = (tfrecords.ingested_example(_unchanged(data, row), category, row["sha256"], row["path"],
-                                                  row["width"], row["height"], row["format"])
-                       for (row, _), data in zip(accepted, contents))
+            records = tfrecords.ingested_examples(
+                (_unchanged(data, row), category, row["sha256"], row["path"], row["width"], row["height"], row["format"])
+                for (row, _), data in zip(accepted, contents))
             count = tfrecords.write_file(records, fs.join(self.stage, rel))
             yield "shard", {"file": rel, "records": count}
 

@@ -1,0 +1,16 @@
+from tasks import tfrecords
+
+
+def test_ingested_examples_refill_one_message_yet_each_record_holds_only_its_own_image():
+    items = [(b"\xff\xd8long image bytes" * 50, "hot dog", "a" * 64, "hot dog/1.jpg", 640, 480, "jpeg"),
+             (b"short", "taco", "b" * 64, "taco/2.png", 1, 2, "png")]
+    records = list(tfrecords.ingested_examples(items))
+    for record, (image, category, sha256, source, width, height, fmt) in zip(records, items):
+        assert tfrecords.parse(record) == {"image": image, "category": category.encode(), "sha256": sha256.encode(),
+                                           "source": source.encode(), "width": width, "height": height,
+                                           "format": fmt.encode()}
+        assert record == tfrecords.serialize({
+            "image": tfrecords._bytes(image), "category": tfrecords._bytes(category.encode()),
+            "sha256": tfrecords._bytes(sha256.encode()), "source": tfrecords._bytes(source.encode()),
+            "width": tfrecords._ints(width), "height": tfrecords._ints(height), "format": tfrecords._bytes(fmt.encode())})
+    assert list(tfrecords.ingested_examples([])) == []
