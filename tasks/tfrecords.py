@@ -45,7 +45,7 @@ INGESTED_FEATURES = (("image", "bytes_list"), ("category", "bytes_list"), ("sha2
 
 def ingested_examples(items: Iterable[tuple[bytes, str, str, str, int, int, str]]) -> Iterator[bytes]:
     """Accepted images as written by ingestion: one serialized Example per (image bytes, category,
-    sha256, source path, width, height, format). One message is refilled for all (a third of
+    sha256, source path, width, height, format). One message is refilled for all (0.6 of
     the time of building each); the bytes are those :func:`serialize` gives."""
     from tensorflow.core.example import example_pb2
 
