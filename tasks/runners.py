@@ -68,12 +68,14 @@ class Dataflow:
 def pipeline_options(runner: str = "direct", workers: int = 1, dask_address: str | None = None,
                      dataflow: Dataflow | None = None, extra_args: list[str] | None = None):
     """Beam ``PipelineOptions`` of :func:`runner_args`, then $HOTDOG_BEAM_ARGS, then ``extra_args``;
-    the jobs of this process then reuse each DoFn's specs (:mod:`tfx_pipeline.beam_dofn_specs`)."""
+    the jobs of this process then reuse each DoFn's specs and end bundles without waiting
+    (:mod:`tfx_pipeline.beam_dofn_specs`, :mod:`tfx_pipeline.beam_state_sampler`)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from tfx_pipeline import beam_dofn_specs
+    from tfx_pipeline import beam_dofn_specs, beam_state_sampler
 
     beam_dofn_specs.install()
+    beam_state_sampler.install()
     return PipelineOptions(runner_args(runner, workers, dask_address, dataflow)
                            + shlex.split(os.environ.get("HOTDOG_BEAM_ARGS", "")) + list(extra_args or []))
 

@@ -19,12 +19,14 @@ def dag(pipeline_kwargs: dict, schedule: str | None = None, params: dict | None 
 
     ``schedule`` is a cron string or None (triggered only); ``params`` are shown on the DAG and
     readable over the REST API (the settings it was built with). Each task process that parses
-    the DAG file runs its component with Beam's DoFn specs remembered (``beam_dofn_specs``).
+    the DAG file runs its component with Beam's DoFn specs remembered and a short state-sampler
+    period (``beam_dofn_specs``, ``beam_state_sampler``).
     """
-    from tfx_pipeline import beam_dofn_specs
+    from tfx_pipeline import beam_dofn_specs, beam_state_sampler
     from tfx_pipeline.pipeline import create_pipeline
 
     beam_dofn_specs.install()
+    beam_state_sampler.install()
     root = pipeline_kwargs["pipeline_root"]
     os.makedirs(root, exist_ok=True)
     config = metadata.sqlite_metadata_connection_config(metadata_path(root))

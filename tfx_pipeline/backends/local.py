@@ -17,10 +17,11 @@ def metadata_path(pipeline_root: str) -> str:
 def run(pipeline_kwargs: dict, watch=lambda components: contextlib.nullcontext()) -> None:
     """Build the pipeline with ``create_pipeline(**pipeline_kwargs)`` and run it in this process,
     inside ``watch(number of components)``."""
-    from tfx_pipeline import beam_dofn_specs
+    from tfx_pipeline import beam_dofn_specs, beam_state_sampler
     from tfx_pipeline.pipeline import create_pipeline
 
     beam_dofn_specs.install()
+    beam_state_sampler.install()
     root = pipeline_kwargs["pipeline_root"]
     os.makedirs(root, exist_ok=True)
     config = metadata.sqlite_metadata_connection_config(metadata_path(root))
