@@ -14,9 +14,13 @@ import apache_beam as beam
 from tasks import fs, tfrecords
 
 
-def write_sorted_records(keyed, gzip: bool = False):
-    """Group (destination URI, [(sort_key, record), ...]) -> one TFRecord file, sorted by key."""
+def write_sorted_records(keyed, gzip: bool = False, batched: bool = False):
+    """Group (destination URI, [(sort_key, record), ...]) -> one TFRecord file, sorted by key.
+
+    With ``batched`` the group holds lists of (sort_key, record)."""
     uri, items = keyed
+    if batched:
+        items = [item for batch in items for item in batch]
     items = sorted(items, key=lambda item: item[0])
     count = tfrecords.write_file((record for _, record in items), uri, gzip=gzip)
     yield {"uri": uri, "records": count}

@@ -14,6 +14,7 @@ Output per data set (local or gs://)::
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -30,7 +31,11 @@ from tfx_pipeline import heap
 log = logging.getLogger("hotdog.datasets")
 
 CARD_MD = "dataset.md"
-PLAN = "plan.json"  # staging only
+PLAN = "plan.json"  # staging only: the plan's statistics
+DIGEST = "digest.jsonl"  # staging only: the images' digest
+ASSIGNED = "assigned.jsonl"  # staging only, default mode: per position [image key, position, class index]
+EXAMPLES_PER_ELEMENT = 512  # examples a job element carries at most (bounds a worker's memory)
+INGESTED_FIELDS = ("image", "category", "sha256", "source")
 OWNED_PATTERNS = ("*.tfrecord", "*.tfrecord.gz", CARD_MD)
 
 
@@ -98,7 +103,7 @@ def _shard_uri(stage: str, spec_name: str, position: int, total: int, shards: in
 
 
 class _DatasetJob:
-    """Shared shape of both modes: plan in the driver or a single group, examples in parallel."""
+    """Shared shape of both modes: the plan made in the driver, the examples written by the job."""
 
     def __init__(self, specs: list[DatasetSpec], out: str, shards: int, gzip: bool):
         if shards < 1:
@@ -124,7 +129,11 @@ def _write_examples(assigned, label: str, job: _DatasetJob):
 @heap.frozen()
 def build_from_ingested(ingested: str, specs: list[DatasetSpec], out: str, shards: int = 1, gzip: bool = False,
                         options=None) -> dict[str, dict]:
-    """Default mode: data sets from the ingestion at ``ingested``; returns the cards by name."""
+    """Default mode: data sets from the ingestion at ``ingested``; returns the cards by name.
+
+    The plan (which image goes where) is made here from the ingestion's manifest; the job
+    reads each ingested shard once and writes the examples, one element per shard and
+    destination file rather than per image."""
     from tasks.runners import pipeline_options
 
     summary = ingest.load_summary(ingested)
@@ -139,44 +148,64 @@ def build_from_ingested(ingested: str, specs: list[DatasetSpec], out: str, shard
     needed = sorted({c for spec in specs for cats in spec.categories for c in cats})
     shard_files = [fs.join(ingested, s["file"]) for s in summary["shards"] if s["file"].split("/", 1)[0] in needed]
     job = _DatasetJob(specs, out, shards, gzip)
-
-    def plan_all(keyed):
-        _, metas = keyed
-        metas = list(metas)
-        for spec in specs:
-            members = [Member(f"{cat}/{sha}", i, (spec.categories[i].index(cat), source), sha)
-                       for cat, sha, source in metas for i, cats in enumerate(spec.categories) if cat in cats]
-            ordered, stats = plan(spec, members, dedupe=True)
-            fs.write_bytes_atomic(fs.join(job.stages[spec.name], PLAN), staging.dump_json(stats))
-            for position, m in enumerate(ordered):
-                yield m.key, (spec.name, position, len(ordered), m.class_index)
-
-    def to_records(keyed):
-        _, grouped = keyed
-        images = grouped["image"]
-        if not images:
-            return
-        example = images[0]
-        for name, position, total, class_index in grouped["plan"]:
-            spec = next(s for s in specs if s.name == name)
-            record = tfrecords.labelled_example(example["image"], _one_hot(class_index, len(spec.classes)), {
-                "class": spec.classes[class_index], "category": example["category"],
-                "sha256": example["sha256"], "source": example["source"]})
-            yield name, position, total, record, example["sha256"]
-
+    accepted = [(row["category"], row["sha256"], row["path"])
+                for row in ingest.read_json_lines(fs.join(ingested, ingest.MANIFEST))
+                if row["outcome"] == "accepted" and row["category"] in needed]
+    for spec in specs:
+        _plan_into_stage(spec, accepted, job)
     with beam.Pipeline(options=options or pipeline_options()) as p:
-        images = (p | "Shards" >> beam.Create(shard_files) | "SpreadShards" >> beam.Reshuffle()
-                  | "Read" >> beam.FlatMap(tfrecords.read_file)
-                  | "Parse" >> beam.Map(_parse_ingested))
-        keyed = images | "KeyImages" >> beam.Map(lambda e: (f"{e['category']}/{e['sha256']}", e))
-        assignments = (images | "Meta" >> beam.Map(lambda e: (None, (e["category"], e["sha256"], e["source"])))
-                       | "GroupMeta" >> beam.GroupByKey() | "Plan" >> beam.FlatMap(plan_all))
-        assigned = ({"image": keyed, "plan": assignments} | "Join" >> beam.CoGroupByKey()
-                    | "Examples" >> beam.FlatMap(to_records))
-        written, digests = _write_examples(assigned, "Default", job)
-        _collect(written, digests, job)
+        written = (p | "Shards" >> beam.Create(shard_files) | "SpreadShards" >> beam.Reshuffle()
+                   | "Examples" >> beam.ParDo(_ExamplesOfShard(job))
+                   | "GroupShard" >> beam.GroupByKey()
+                   | "WriteShard" >> beam.FlatMap(beam_io.write_sorted_records, gzip, batched=True))
+        _collect(written, None, job)
     inputs = {"ingest_summary_sha256": hashlib.sha256(staging.dump_json(summary)).hexdigest(), "ingested": ingested}
     return _commit_all(job, "default", inputs)
+
+
+def _plan_into_stage(spec: DatasetSpec, accepted: list[tuple[str, str, str]], job: _DatasetJob) -> None:
+    """Plan ``spec`` from the ingestion's accepted (category, sha256, path) and write into its
+    staging folder: the statistics (PLAN), the images' digest (DIGEST) and each position's
+    image (ASSIGNED: key, position, class index)."""
+    members = [Member(f"{cat}/{sha}", i, (cats.index(cat), path), sha)
+               for cat, sha, path in accepted for i, cats in enumerate(spec.categories) if cat in cats]
+    ordered, stats = plan(spec, members, dedupe=True)
+    stage = job.stages[spec.name]
+    fs.write_bytes_atomic(fs.join(stage, PLAN), staging.dump_json(stats))
+    digest = {"dataset": spec.name, "images_sha256": beam_io.digest(m.sha256 for m in ordered), "images": len(ordered)}
+    fs.write_bytes_atomic(fs.join(stage, DIGEST), (json.dumps(digest) + "\n").encode())
+    fs.write_bytes_atomic(fs.join(stage, ASSIGNED), "".join(
+        json.dumps([m.key, position, m.class_index]) + "\n" for position, m in enumerate(ordered)).encode())
+
+
+class _ExamplesOfShard(beam.DoFn):
+    """One ingested shard -> (destination file, [(position, labelled example), ...]) for every
+    data set position of its images, at most ``EXAMPLES_PER_ELEMENT`` examples an element."""
+
+    def __init__(self, job: _DatasetJob):
+        self.job = job
+        self.assigned: dict[str, list[tuple[DatasetSpec, int, int, int]]] = {}  # key -> (spec, position, total, class)
+
+    def setup(self):
+        for spec in self.job.specs:
+            lines = fs.read_bytes(fs.join(self.job.stages[spec.name], ASSIGNED)).decode().splitlines()
+            for key, position, class_index in map(json.loads, lines):
+                self.assigned.setdefault(key, []).append((spec, position, len(lines), class_index))
+
+    def process(self, shard_uri: str):
+        pending = collections.defaultdict(list)
+        for record in tfrecords.read_file(shard_uri):
+            image = tfrecords.bytes_features(record, INGESTED_FIELDS)
+            category, sha256 = image["category"].decode(), image["sha256"].decode()
+            for spec, position, total, class_index in self.assigned.get(f"{category}/{sha256}", ()):
+                example = tfrecords.labelled_example(image["image"], _one_hot(class_index, len(spec.classes)), {
+                    "class": spec.classes[class_index], "category": category, "sha256": sha256,
+                    "source": image["source"].decode()})
+                uri = _shard_uri(self.job.stages[spec.name], spec.name, position, total, self.job.shards, self.job.gzip)
+                pending[uri].append((position, example))
+                if len(pending[uri]) == EXAMPLES_PER_ELEMENT:
+                    yield uri, pending.pop(uri)
+        yield from pending.items()
 
 
 def build_original(source: str, specs: list[DatasetSpec], out: str, options=None) -> dict[str, dict]:
@@ -223,24 +252,20 @@ def build_original(source: str, specs: list[DatasetSpec], out: str, options=None
     return _commit_all(job, "original", {"source": source})
 
 
-def _parse_ingested(record: bytes) -> dict:
-    parsed = tfrecords.parse(record)
-    return {"image": parsed["image"], "category": parsed["category"].decode(),
-            "sha256": parsed["sha256"].decode(), "source": parsed["source"].decode()}
-
-
 def _collect(written, digests, job: _DatasetJob) -> None:
-    """Record what the job wrote into each data set's staging folder (read back by the driver)."""
+    """Record what the job wrote into each data set's staging folder (read back by the driver):
+    its files and, unless ``digests`` is None (written by the driver), its images' digest."""
     leaves = []
     for spec in job.specs:
         stage = job.stages[spec.name]
         mine = (written | f"Files{spec.name}" >> beam.Filter(lambda w, st=stage: w["uri"].startswith(st + "/"))
                 | f"Rel{spec.name}" >> beam.Map(lambda w, st=stage: {"file": w["uri"][len(st) + 1:],
                                                                     "records": w["records"]}))
-        theirs = digests | f"Digest{spec.name}" >> beam.Filter(lambda d, n=spec.name: d["dataset"] == n)
-        leaves += [beam_io.collect_json_lines(mine, f"FileList{spec.name}", fs.join(stage, "files.jsonl"), "file"),
-                   beam_io.collect_json_lines(theirs, f"DigestOf{spec.name}", fs.join(stage, "digest.jsonl"),
-                                              "dataset")]
+        leaves.append(beam_io.collect_json_lines(mine, f"FileList{spec.name}", fs.join(stage, "files.jsonl"), "file"))
+        if digests is not None:
+            theirs = digests | f"Digest{spec.name}" >> beam.Filter(lambda d, n=spec.name: d["dataset"] == n)
+            leaves.append(beam_io.collect_json_lines(theirs, f"DigestOf{spec.name}", fs.join(stage, DIGEST),
+                                                     "dataset"))
     beam_io.join_leaves(*leaves)
 
 
@@ -249,7 +274,7 @@ def _commit_all(job: _DatasetJob, mode: str, inputs: dict) -> dict[str, dict]:
     for spec in job.specs:
         stage = job.stages[spec.name]
         files = ingest.read_json_lines(fs.join(stage, "files.jsonl"))
-        digest = (ingest.read_json_lines(fs.join(stage, "digest.jsonl")) or [{}])[0]
+        digest = (ingest.read_json_lines(fs.join(stage, DIGEST)) or [{}])[0]
         stats = json.loads(fs.read_bytes(fs.join(stage, PLAN)))
         card = _card(spec, mode, job, files, stats, {**inputs, **{k: v for k, v in digest.items() if k != "dataset"}})
         fs.write_bytes_atomic(fs.join(stage, CARD_MD), card_markdown(card).encode())

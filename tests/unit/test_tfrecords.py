@@ -1,3 +1,5 @@
+import pytest
+
 from tasks import tfrecords
 
 
@@ -14,3 +16,17 @@ def test_ingested_examples_refill_one_message_yet_each_record_holds_only_its_own
             "sha256": tfrecords._bytes(sha256.encode()), "source": tfrecords._bytes(source.encode()),
             "width": tfrecords._ints(width), "height": tfrecords._ints(height), "format": tfrecords._bytes(fmt.encode())})
     assert list(tfrecords.ingested_examples([])) == []
+
+
+def test_bytes_features_are_the_parsed_values():
+    record = next(tfrecords.ingested_examples([(b"\x00img", "taco", "c" * 64, "taco/3.jpg", 3, 4, "jpeg")]))
+    assert tfrecords.bytes_features(record, ("image", "source")) == {"image": b"\x00img", "source": b"taco/3.jpg"}
+
+
+@pytest.mark.parametrize("name", ["records.tfrecord", "records.tfrecord.gz"])
+def test_read_file_gives_every_record_in_order_across_batches(tmp_path, name):
+    records = [f"record {i}".encode() * (i % 7) for i in range(2 * tfrecords.READ_BATCH + 5)]
+    uri = str(tmp_path / name)
+    assert tfrecords.write_file(records, uri, gzip=name.endswith(".gz")) == len(records)
+    assert list(tfrecords.read_file(uri)) == records
+    assert list(tfrecords.read_file("file://" + uri)) == records
