@@ -270,18 +270,27 @@ def _collect(written, digests, job: _DatasetJob) -> None:
 
 
 def _commit_all(job: _DatasetJob, mode: str, inputs: dict) -> dict[str, dict]:
+    """Publish every data set, once each one's files hold the examples its plan counts."""
     cards = {}
     for spec in job.specs:
         stage = job.stages[spec.name]
         files = ingest.read_json_lines(fs.join(stage, "files.jsonl"))
         digest = (ingest.read_json_lines(fs.join(stage, DIGEST)) or [{}])[0]
         stats = json.loads(fs.read_bytes(fs.join(stage, PLAN)))
-        card = _card(spec, mode, job, files, stats, {**inputs, **{k: v for k, v in digest.items() if k != "dataset"}})
+        cards[spec.name] = card = _card(spec, mode, job, files, stats,
+                                        {**inputs, **{k: v for k, v in digest.items() if k != "dataset"}})
+        written = sum(f["records"] for f in files)
+        if written != card["examples"]:
+            raise HotdogInputError(
+                f"data set '{spec.name}': {card['examples']} examples planned, {written} written: "
+                f"{inputs.get('ingested') or inputs.get('source')} does not hold every image it lists (changed "
+                f"since it was written?); nothing was published; ingest again")
+    for spec in job.specs:
+        stage, card = job.stages[spec.name], cards[spec.name]
         fs.write_bytes_atomic(fs.join(stage, CARD_MD), card_markdown(card).encode())
-        staging.commit(fs.join(job.out, spec.name), stage, [f["file"] for f in files] + [CARD_MD], CARD, card,
-                       OWNED_PATTERNS)
-        log.info("data set %s: %d examples in %d file(s)", spec.name, card["examples"], len(files))
-        cards[spec.name] = card
+        staging.commit(fs.join(job.out, spec.name), stage, [f["file"] for f in card["files"]] + [CARD_MD], CARD,
+                       card, OWNED_PATTERNS)
+        log.info("data set %s: %d examples in %d file(s)", spec.name, card["examples"], len(card["files"]))
     return cards
 
 

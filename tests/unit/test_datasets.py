@@ -125,6 +125,18 @@ def test_examples_land_in_plan_order_across_files_and_data_sets(ingested, tmp_pa
             (m.sha256, spec.classes[m.class_index], m.class_index) for m in planned]
 
 
+def test_an_ingestion_whose_manifest_lists_more_than_its_shards_hold_publishes_nothing(ingested, tmp_path):
+    manifest = os.path.join(ingested, "manifest.jsonl")
+    ghost = {"path": "food/ghost.jpeg", "category": "food", "outcome": "accepted", "reason": None, "sha256": "f" * 64,
+             "size_bytes": 1, "format": "jpeg", "width": 1, "height": 1}
+    with open(manifest, "a") as handle:
+        handle.write(json.dumps(ghost) + "\n")
+    spec = DatasetSpec("all", SPEC.classes, SPEC.categories, 5, "keep_all")
+    with pytest.raises(HotdogInputError, match=r"data set 'all': 13 examples planned, 12 written"):
+        datasets.build_from_ingested(ingested, [spec], str(tmp_path / "sets"))
+    assert not os.path.exists(tmp_path / "sets" / "all" / "dataset.json")
+
+
 def test_unknown_category_names_the_data_set_and_class(ingested, tmp_path):
     spec = DatasetSpec("odd", SPEC.classes, (("food",), ("sandwich",), ("tacos",)), 1, "truncate")
     with pytest.raises(HotdogInputError, match=r"data set 'odd', class 'taco': categories \['tacos'\]"):
