@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-import threading
 
 log = logging.getLogger("hotdog.beam")
 
 PERIOD_MS = 10  # the most a bundle's end waits for its sampler, in milliseconds
-
-_lock = threading.Lock()
 
 
 def install(period_ms: int = PERIOD_MS) -> None:
@@ -28,5 +25,4 @@ def install(period_ms: int = PERIOD_MS) -> None:
     if list(inspect.signature(init).parameters)[-1] != "sampling_period_ms":  # another Beam: left as it is
         log.debug("Beam's StateSampler takes no sampling_period_ms last; its period is left as it is")
         return
-    with _lock:
-        init.__defaults__ = (period_ms,)
+    init.__defaults__ = (period_ms,)
