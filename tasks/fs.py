@@ -121,10 +121,21 @@ def put_file_atomic(local_path: str, uri: str) -> None:
 
 
 def local_scratch_file(suffix: str = "") -> str:
-    """A fresh local temporary file name (the caller removes or moves it)."""
-    handle, name = tempfile.mkstemp(prefix="hotdog-", suffix=suffix)
-    os.close(handle)
-    return name
+    """A fresh, unguessable local temporary file name, not created yet (the caller creates it, then
+    removes or moves it): ext4 starts writing back a file that is truncated and written again
+    as soon as it is closed (its auto_da_alloc), 0.15-0.3 s for 200 MB."""
+    return os.path.join(tempfile.gettempdir(), f"hotdog-{uuid.uuid4().hex}{suffix}")
+
+
+def scratch_for(uri: str, suffix: str = "") -> str:
+    """Where to write a file bound for ``uri`` before :func:`put_file_atomic` moves it there: a
+    partial name beside a local destination (the move is a rename on one device), else a
+    local scratch file."""
+    if is_remote(uri):
+        return local_scratch_file(suffix)
+    path = filesystem(uri)[1]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return partial_name(path)
 
 
 def move(src_uri: str, dst_uri: str) -> None:

@@ -99,7 +99,7 @@ def parse(record: bytes) -> dict:
 def write_file(records: Iterable[bytes], uri: str, gzip: bool = False) -> int:
     """Write ``records`` as one TFRecord file at ``uri`` atomically; returns the count."""
     tf = _tf()
-    scratch = fs.local_scratch_file(".tfrecord")
+    scratch = fs.scratch_for(uri, ".tfrecord")
     options = tf.io.TFRecordOptions(compression_type="GZIP" if gzip else "")
     count = 0
     try:

@@ -30,3 +30,21 @@ def test_read_file_gives_every_record_in_order_across_batches(tmp_path, name):
     assert tfrecords.write_file(records, uri, gzip=name.endswith(".gz")) == len(records)
     assert list(tfrecords.read_file(uri)) == records
     assert list(tfrecords.read_file("file://" + uri)) == records
+
+
+def test_write_file_writes_beside_a_local_destination_not_in_the_temporary_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "no-such-folder"))
+    uri = str(tmp_path / "out" / "part.tfrecord")
+    assert tfrecords.write_file([b"one", b"two"], uri) == 2
+    assert list(tfrecords.read_file(uri)) == [b"one", b"two"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["part.tfrecord"]
+
+
+def test_write_file_that_fails_leaves_neither_destination_nor_partial(tmp_path):
+    def records():
+        yield b"one"
+        raise RuntimeError("source failed")
+
+    with pytest.raises(RuntimeError, match="source failed"):
+        tfrecords.write_file(records(), str(tmp_path / "part.tfrecord"))
+    assert list(tmp_path.iterdir()) == []
